@@ -1,1 +1,16 @@
-//! placeholder
+//! lacework-audit-exporter: polls Lacework (FortiCNAPP) AuditLogs and exports user and
+//! API-key lifecycle events to sinks, with a SQLite checkpoint so nothing is lost or repeated.
+//!
+//! Data flows `lacework` -> `poller` -> `event` -> `sinks`, with `checkpoint` beside the
+//! poller. `cli` wires them; `config` describes them. See ARCHITECTURE.md.
+
+pub mod backoff;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod lacework;
+pub mod poller;
+pub mod sinks;
+pub mod telemetry;
+pub mod tls;

@@ -1,0 +1,240 @@
+//! The checkpoint store: per-stream cursors, ids of delivered events, replay progress.
+//!
+//! Invariant: only this module opens the database. Every call runs on the blocking pool so
+//! SQLite never stalls the async workers, and every write that matters is one transaction:
+//! a cursor moves together with the ids delivered up to it, or not at all.
+
+mod sqlite;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::event::RecordId;
+
+pub use sqlite::SCHEMA_VERSION;
+
+/// A checkpoint store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite refused an operation.
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer version of the exporter.
+    #[error(
+        "state database {path} has schema version {found}; this build understands up to {supported}: upgrade the exporter"
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Version in the file.
+        found: i64,
+        /// Version this build writes.
+        supported: i64,
+    },
+    /// The directory for the file could not be created.
+    #[error("cannot create the state directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The blocking task running the query panicked or was cancelled.
+    #[error("state database task failed: {0}")]
+    Task(String),
+}
+
+/// What `state show` reports for one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamState {
+    /// Stream key, e.g. `live:acme.lacework.net`.
+    pub stream: String,
+    /// Cursor position (epoch ms): everything before it was delivered.
+    pub position_ms: Option<i64>,
+    /// When the cursor last moved (epoch ms).
+    pub updated_at_ms: Option<i64>,
+    /// Ids remembered for this stream.
+    pub n_delivered_ids: u64,
+}
+
+/// A replay's saved progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayJob {
+    /// Job id; its stream is `replay:<id>`.
+    pub id: String,
+    /// Range start (epoch ms, inclusive).
+    pub from_ms: i64,
+    /// Range end (epoch ms, exclusive).
+    pub to_ms: i64,
+    /// Everything before this was delivered.
+    pub position_ms: i64,
+    /// Sink names the replay delivers to, comma-separated; empty means all.
+    pub sinks: String,
+    /// When the job started (epoch ms).
+    pub created_at_ms: i64,
+}
+
+impl ReplayJob {
+    /// The stream key its delivered ids live under.
+    pub fn stream(&self) -> String {
+        format!("replay:{}", self.id)
+    }
+}
+
+/// Handle to the state database. Cheap to clone.
+#[derive(Clone)]
+pub struct CheckpointStore {
+    path: PathBuf,
+    connection: Arc<Mutex<rusqlite::Connection>>,
+}
+
+impl CheckpointStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<CheckpointStore, Error> {
+        let path = path.to_path_buf();
+        let opened_path = path.clone();
+        let connection = tokio::task::spawn_blocking(move || sqlite::open(&opened_path))
+            .await
+            .map_err(|error| Error::Task(error.to_string()))??;
+        Ok(CheckpointStore {
+            path,
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with_connection<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave a half transaction: SQLite rolls
+            // back on drop, so a poisoned lock is safe to take over.
+            let mut guard = connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut guard).map_err(|source| Error::Sqlite { path, source })
+        })
+        .await
+        .map_err(|error| Error::Task(error.to_string()))?
+    }
+
+    /// The stream's cursor, if it has one.
+    pub async fn cursor(&self, stream: &str) -> Result<Option<i64>, Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| sqlite::cursor(c, &stream))
+            .await
+    }
+
+    /// Records delivered ids and, when `position_ms` is given, moves the cursor there, in one
+    /// transaction.
+    pub async fn commit(
+        &self,
+        stream: &str,
+        delivered: Vec<(RecordId, Option<i64>)>,
+        position_ms: Option<i64>,
+    ) -> Result<(), Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| sqlite::commit(c, &stream, &delivered, position_ms, now_ms()))
+            .await
+    }
+
+    /// Ids delivered on the stream whose event time is at or after `since_ms`, plus those
+    /// without a time.
+    pub async fn delivered_since(
+        &self,
+        stream: &str,
+        since_ms: i64,
+    ) -> Result<HashSet<RecordId>, Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| sqlite::delivered_since(c, &stream, since_ms))
+            .await
+    }
+
+    /// Whether one id was delivered on the stream.
+    pub async fn is_delivered(&self, stream: &str, id: RecordId) -> Result<bool, Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| sqlite::is_delivered(c, &stream, id))
+            .await
+    }
+
+    /// Forgets ids of events older than `before_ms`. Returns how many were dropped.
+    pub async fn prune(&self, stream: &str, before_ms: i64) -> Result<usize, Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| sqlite::prune(c, &stream, before_ms))
+            .await
+    }
+
+    /// Sets the cursor (operator command). Remembered ids stay.
+    pub async fn set_cursor(&self, stream: &str, position_ms: i64) -> Result<(), Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| sqlite::commit(c, &stream, &[], Some(position_ms), now_ms()))
+            .await
+    }
+
+    /// Deletes the stream's cursor and remembered ids (operator command).
+    pub async fn reset(&self, stream: &str) -> Result<(), Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| sqlite::reset(c, &stream))
+            .await
+    }
+
+    /// Every stream with a cursor or remembered ids.
+    pub async fn streams(&self) -> Result<Vec<StreamState>, Error> {
+        self.with_connection(sqlite::streams).await
+    }
+
+    /// Saves a new replay job (replacing one with the same id).
+    pub async fn start_replay(&self, job: ReplayJob) -> Result<(), Error> {
+        self.with_connection(move |c| sqlite::start_replay(c, &job))
+            .await
+    }
+
+    /// Moves a replay's position and records the ids delivered up to it, in one transaction.
+    pub async fn advance_replay(
+        &self,
+        job: &ReplayJob,
+        delivered: Vec<(RecordId, Option<i64>)>,
+        position_ms: i64,
+    ) -> Result<(), Error> {
+        let id = job.id.clone();
+        let stream = job.stream();
+        self.with_connection(move |c| {
+            sqlite::advance_replay(c, &id, &stream, &delivered, position_ms, now_ms())
+        })
+        .await
+    }
+
+    /// Deletes a finished replay and its ids.
+    pub async fn finish_replay(&self, job: &ReplayJob) -> Result<(), Error> {
+        let id = job.id.clone();
+        let stream = job.stream();
+        self.with_connection(move |c| sqlite::finish_replay(c, &id, &stream))
+            .await
+    }
+
+    /// Unfinished replays, newest first.
+    pub async fn replays(&self) -> Result<Vec<ReplayJob>, Error> {
+        self.with_connection(sqlite::replays).await
+    }
+}
+
+/// Wall-clock now in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,333 @@
+//! The SQLite schema and statements behind `CheckpointStore`.
+//!
+//! Schema changes bump `SCHEMA_VERSION` (kept in `PRAGMA user_version`) and add a step to
+//! `migrate`; a file from a newer build is refused rather than misread.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::checkpoint::{Error, ReplayJob, StreamState};
+use crate::event::RecordId;
+
+/// Version of the schema this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE cursor (
+    stream        TEXT PRIMARY KEY,
+    position_ms   INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE delivered (
+    stream        TEXT NOT NULL,
+    id            BLOB NOT NULL,
+    event_time_ms INTEGER,
+    PRIMARY KEY (stream, id)
+) WITHOUT ROWID;
+CREATE INDEX delivered_by_time ON delivered (stream, event_time_ms);
+CREATE TABLE replay (
+    id            TEXT PRIMARY KEY,
+    from_ms       INTEGER NOT NULL,
+    to_ms         INTEGER NOT NULL,
+    position_ms   INTEGER NOT NULL,
+    sinks         TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+";
+
+pub fn open(path: &Path) -> Result<Connection, Error> {
+    let sqlite_error = |source| Error::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| Error::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut connection = Connection::open(path).map_err(sqlite_error)?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sqlite_error)?;
+    // WAL lets `state show` read while the daemon writes; FULL sync makes a committed
+    // checkpoint survive power loss, which is the point of having one.
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .map_err(sqlite_error)?;
+    connection
+        .pragma_update(None, "synchronous", "FULL")
+        .map_err(sqlite_error)?;
+    migrate(&mut connection, path)?;
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection, path: &Path) -> Result<(), Error> {
+    let sqlite_error = |source| Error::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let version: i64 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sqlite_error)?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < 1 {
+        let tx = connection.transaction().map_err(sqlite_error)?;
+        tx.execute_batch(SCHEMA_V1).map_err(sqlite_error)?;
+        tx.pragma_update(None, "user_version", 1)
+            .map_err(sqlite_error)?;
+        tx.commit().map_err(sqlite_error)?;
+    }
+    Ok(())
+}
+
+pub fn cursor(c: &mut Connection, stream: &str) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        "SELECT position_ms FROM cursor WHERE stream = ?1",
+        [stream],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+fn insert_delivered(
+    tx: &rusqlite::Transaction<'_>,
+    stream: &str,
+    delivered: &[(RecordId, Option<i64>)],
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO delivered (stream, id, event_time_ms) VALUES (?1, ?2, ?3)",
+    )?;
+    for (id, time) in delivered {
+        insert.execute(params![stream, &id.0[..], time])?;
+    }
+    Ok(())
+}
+
+fn upsert_cursor(
+    tx: &rusqlite::Transaction<'_>,
+    stream: &str,
+    position_ms: i64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO cursor (stream, position_ms, updated_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (stream) DO UPDATE SET position_ms = excluded.position_ms, updated_at_ms = excluded.updated_at_ms",
+        params![stream, position_ms, now_ms],
+    )?;
+    Ok(())
+}
+
+pub fn commit(
+    c: &mut Connection,
+    stream: &str,
+    delivered: &[(RecordId, Option<i64>)],
+    position_ms: Option<i64>,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let tx = c.transaction()?;
+    insert_delivered(&tx, stream, delivered)?;
+    if let Some(position_ms) = position_ms {
+        upsert_cursor(&tx, stream, position_ms, now_ms)?;
+    }
+    tx.commit()
+}
+
+fn id_from_blob(blob: Vec<u8>) -> Option<RecordId> {
+    blob.try_into().ok().map(RecordId)
+}
+
+pub fn delivered_since(
+    c: &mut Connection,
+    stream: &str,
+    since_ms: i64,
+) -> rusqlite::Result<HashSet<RecordId>> {
+    let mut select = c.prepare_cached(
+        "SELECT id FROM delivered WHERE stream = ?1 AND (event_time_ms >= ?2 OR event_time_ms IS NULL)",
+    )?;
+    let rows = select.query_map(params![stream, since_ms], |row| row.get::<_, Vec<u8>>(0))?;
+    let mut ids = HashSet::new();
+    for blob in rows {
+        if let Some(id) = id_from_blob(blob?) {
+            ids.insert(id);
+        }
+    }
+    Ok(ids)
+}
+
+pub fn is_delivered(c: &mut Connection, stream: &str, id: RecordId) -> rusqlite::Result<bool> {
+    let mut select = c.prepare_cached("SELECT 1 FROM delivered WHERE stream = ?1 AND id = ?2")?;
+    select.exists(params![stream, &id.0[..]])
+}
+
+pub fn prune(c: &mut Connection, stream: &str, before_ms: i64) -> rusqlite::Result<usize> {
+    c.execute(
+        "DELETE FROM delivered WHERE stream = ?1 AND event_time_ms < ?2",
+        params![stream, before_ms],
+    )
+}
+
+pub fn reset(c: &mut Connection, stream: &str) -> rusqlite::Result<()> {
+    let tx = c.transaction()?;
+    tx.execute("DELETE FROM cursor WHERE stream = ?1", [stream])?;
+    tx.execute("DELETE FROM delivered WHERE stream = ?1", [stream])?;
+    tx.commit()
+}
+
+pub fn streams(c: &mut Connection) -> rusqlite::Result<Vec<StreamState>> {
+    let mut select = c.prepare(
+        "SELECT s.stream, cu.position_ms, cu.updated_at_ms,
+                (SELECT COUNT(*) FROM delivered d WHERE d.stream = s.stream)
+         FROM (SELECT stream FROM cursor UNION SELECT DISTINCT stream FROM delivered) s
+         LEFT JOIN cursor cu ON cu.stream = s.stream
+         ORDER BY s.stream",
+    )?;
+    let rows = select.query_map([], |row| {
+        Ok(StreamState {
+            stream: row.get(0)?,
+            position_ms: row.get(1)?,
+            updated_at_ms: row.get(2)?,
+            n_delivered_ids: row.get::<_, i64>(3)? as u64,
+        })
+    })?;
+    rows.collect()
+}
+
+pub fn start_replay(c: &mut Connection, job: &ReplayJob) -> rusqlite::Result<()> {
+    let tx = c.transaction()?;
+    tx.execute("DELETE FROM delivered WHERE stream = ?1", [job.stream()])?;
+    tx.execute(
+        "INSERT OR REPLACE INTO replay (id, from_ms, to_ms, position_ms, sinks, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![job.id, job.from_ms, job.to_ms, job.position_ms, job.sinks, job.created_at_ms],
+    )?;
+    tx.commit()
+}
+
+pub fn advance_replay(
+    c: &mut Connection,
+    id: &str,
+    stream: &str,
+    delivered: &[(RecordId, Option<i64>)],
+    position_ms: i64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let tx = c.transaction()?;
+    insert_delivered(&tx, stream, delivered)?;
+    tx.execute(
+        "UPDATE replay SET position_ms = ?2, updated_at_ms = ?3 WHERE id = ?1",
+        params![id, position_ms, now_ms],
+    )?;
+    tx.commit()
+}
+
+pub fn finish_replay(c: &mut Connection, id: &str, stream: &str) -> rusqlite::Result<()> {
+    let tx = c.transaction()?;
+    tx.execute("DELETE FROM replay WHERE id = ?1", [id])?;
+    tx.execute("DELETE FROM delivered WHERE stream = ?1", [stream])?;
+    tx.commit()
+}
+
+pub fn replays(c: &mut Connection) -> rusqlite::Result<Vec<ReplayJob>> {
+    let mut select = c.prepare(
+        "SELECT id, from_ms, to_ms, position_ms, sinks, created_at_ms FROM replay
+         ORDER BY updated_at_ms DESC, id",
+    )?;
+    let rows = select.query_map([], |row| {
+        Ok(ReplayJob {
+            id: row.get(0)?,
+            from_ms: row.get(1)?,
+            to_ms: row.get(2)?,
+            position_ms: row.get(3)?,
+            sinks: row.get(4)?,
+            created_at_ms: row.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> RecordId {
+        RecordId([n; 16])
+    }
+
+    #[test]
+    fn cursor_and_ids_commit_together_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/state.db");
+        let mut c = open(&path).unwrap();
+        assert_eq!(cursor(&mut c, "live:a").unwrap(), None);
+        commit(
+            &mut c,
+            "live:a",
+            &[(id(1), Some(100)), (id(2), None)],
+            Some(1_000),
+            5,
+        )
+        .unwrap();
+        commit(&mut c, "live:a", &[(id(1), Some(100))], None, 6).unwrap();
+        drop(c);
+
+        let mut c = open(&path).unwrap();
+        assert_eq!(cursor(&mut c, "live:a").unwrap(), Some(1_000));
+        let since = delivered_since(&mut c, "live:a", 500).unwrap();
+        assert_eq!(
+            since,
+            HashSet::from([id(2)]),
+            "the untimed id is always included"
+        );
+        assert!(is_delivered(&mut c, "live:a", id(1)).unwrap());
+        assert!(!is_delivered(&mut c, "live:b", id(1)).unwrap());
+        assert_eq!(prune(&mut c, "live:a", 101).unwrap(), 1);
+        let state = streams(&mut c).unwrap();
+        assert_eq!(state.len(), 1);
+        assert_eq!(state[0].n_delivered_ids, 1);
+        reset(&mut c, "live:a").unwrap();
+        assert!(streams(&mut c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let c = open(&path).unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(c);
+        assert!(matches!(open(&path), Err(Error::NewerSchema { .. })));
+    }
+
+    #[test]
+    fn replay_jobs_track_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(&dir.path().join("state.db")).unwrap();
+        let job = ReplayJob {
+            id: "r1".into(),
+            from_ms: 0,
+            to_ms: 100,
+            position_ms: 0,
+            sinks: String::new(),
+            created_at_ms: 1,
+        };
+        start_replay(&mut c, &job).unwrap();
+        advance_replay(&mut c, "r1", &job.stream(), &[(id(9), Some(5))], 50, 2).unwrap();
+        let saved = replays(&mut c).unwrap();
+        assert_eq!(saved[0].position_ms, 50);
+        assert!(is_delivered(&mut c, &job.stream(), id(9)).unwrap());
+        finish_replay(&mut c, "r1", &job.stream()).unwrap();
+        assert!(replays(&mut c).unwrap().is_empty());
+        assert!(!is_delivered(&mut c, &job.stream(), id(9)).unwrap());
+    }
+}

@@ -1,0 +1,257 @@
+//! The command line: arguments, exit codes, signals, and one module per command.
+//!
+//! Invariant: only this module reads environment variables and argv. Exit codes: 0 success,
+//! 1 a runtime failure (API, sink, state), 2 a usage or configuration error (nothing started).
+
+mod demo;
+mod replay;
+mod run;
+mod state;
+pub mod times;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::telemetry::LogFormat;
+use times::TimeArg;
+
+/// Exports Lacework (FortiCNAPP) audit-log lifecycle events (users created, deleted, enabled,
+/// disabled, role changes, logins, API keys created and revoked) to stdout, Kafka or webhooks.
+///
+/// Events go to the configured sinks; logs go to standard error, always, so standard output
+/// carries nothing but events when the stdout sink is on.
+#[derive(Debug, Parser)]
+#[command(name = "lacework-audit-exporter", version, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML); see config.example.toml.
+    #[arg(
+        long,
+        global = true,
+        env = "LACEWORK_AUDIT_EXPORTER_CONFIG",
+        default_value = crate::config::DEFAULT_PATH
+    )]
+    pub config: PathBuf,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or directives such as
+    /// "info,lacework_audit_exporter=debug". RUST_LOG is used when this is not given.
+    #[arg(long, global = true, env = "LACEWORK_AUDIT_EXPORTER_LOG")]
+    pub log_level: Option<String>,
+
+    /// Log line format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the exporter: follow the audit log from the checkpoint and deliver new events.
+    ///
+    /// Starts where the checkpoint says (or poll.lookback ago on the first run), catches up
+    /// in windows of at most poll.window, then polls every poll.interval. Stops cleanly on
+    /// SIGTERM or SIGINT, committing only what every sink acknowledged.
+    Run(RunArgs),
+    /// Re-emit the events of a past range to the sinks, without moving the live checkpoint.
+    ///
+    /// Times: RFC 3339 (2026-11-01T08:00:00Z), a UTC date (2026-11-01), "now", or a
+    /// duration meaning that long ago (36h, 7d, 90m). The range is FROM inclusive, TO
+    /// exclusive. Events already delivered by `run` are emitted again: that is the point.
+    Replay(ReplayArgs),
+    /// Inspect or change the checkpoint.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Check the configuration and exit: 0 when it is usable, 2 with a message naming the
+    /// problem when it is not.
+    Validate(ValidateArgs),
+    /// Run the real poller against an embedded fake Lacework API (no account needed) and
+    /// print events to stdout until Ctrl-C.
+    Demo(demo::DemoArgs),
+}
+
+/// `run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Catch up to now (minus poll.settle), then exit 0 instead of polling forever.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// `replay` options.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Start of the range, inclusive: RFC 3339, a UTC date, "now", or a duration ago (36h).
+    #[arg(long, value_parser = times::parse_time_arg, required_unless_present = "resume")]
+    pub from: Option<TimeArg>,
+    /// End of the range, exclusive; default now.
+    #[arg(long, value_parser = times::parse_time_arg)]
+    pub to: Option<TimeArg>,
+    /// Deliver only to the sink with this name (repeatable); default all configured sinks.
+    #[arg(long = "sink", value_name = "NAME")]
+    pub sinks: Vec<String>,
+    /// Continue an interrupted replay: of the same range when --from/--to are given, else
+    /// the most recent unfinished one.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// `state` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Show checkpoints, remembered ids and unfinished replays.
+    Show {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget the live checkpoint and remembered ids: the next run starts poll.lookback ago.
+    Reset,
+    /// Move the live checkpoint: the next run reads from this time on.
+    Set {
+        /// New position: RFC 3339, a UTC date, or a duration ago (36h).
+        #[arg(long, value_parser = times::parse_time_arg)]
+        to: TimeArg,
+    },
+}
+
+/// `validate` options.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Also exchange the API key for a token and run each sink's connectivity check.
+    #[arg(long)]
+    pub online: bool,
+}
+
+/// A command's failure with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Process exit code.
+    pub code: u8,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// A configuration or usage problem: exit code 2.
+    pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
+    }
+
+    /// A runtime failure: exit code 1.
+    pub fn runtime(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
+    }
+}
+
+/// What the environment tells a command.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// systemd's `$CREDENTIALS_DIRECTORY`.
+    pub credentials_directory: Option<PathBuf>,
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    let filter = cli
+        .log_level
+        .clone()
+        .or_else(|| {
+            std::env::var("RUST_LOG")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .unwrap_or_else(|| "info".to_string());
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    if let Err(message) = crate::telemetry::init(&filter, cli.log_format, under_journald) {
+        report_error(&format!("error: {message}"));
+        return ExitCode::from(2);
+    }
+    let environment = Environment {
+        credentials_directory: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(error = %error, "Cannot start the async runtime.");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(dispatch(cli, environment));
+    // Do not wait for blocking tasks (a stdin/stdout read) at exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            tracing::error!(exit_code = failure.code, "{:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, environment: Environment) -> Result<(), Failure> {
+    match cli.command {
+        Command::Run(args) => run::run(&cli.config, &environment, &args).await,
+        Command::Replay(args) => replay::replay(&cli.config, &environment, &args).await,
+        Command::State(command) => state::state(&cli.config, &environment, &command).await,
+        Command::Validate(args) => validate::validate(&cli.config, &environment, &args).await,
+        Command::Demo(args) => demo::demo(&args).await,
+    }
+}
+
+/// A token cancelled by the first SIGTERM or SIGINT. A second signal exits at once.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        let signal = wait_for_signal().await;
+        tracing::info!(
+            signal,
+            "Shutdown requested; finishing up (send it again to exit at once)."
+        );
+        token.cancel();
+        let signal = wait_for_signal().await;
+        tracing::warn!(
+            signal,
+            "Second signal; exiting now without committing further."
+        );
+        std::process::exit(130);
+    });
+    shutdown
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    }
+}
+
+/// Prints a command's report on standard output (`state show`, `validate`).
+#[expect(clippy::print_stdout, reason = "command reports are the CLI's output")]
+pub(crate) fn report(text: &str) {
+    println!("{text}");
+}
+
+#[expect(clippy::print_stderr, reason = "the logger could not be installed")]
+fn report_error(text: &str) {
+    eprintln!("{text}");
+}

@@ -1,0 +1,118 @@
+//! `replay`: re-emit a past range to the sinks with its own resumable progress.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+
+use crate::checkpoint::{ReplayJob, now_ms};
+use crate::cli::run::{build_poller, load, open_store};
+use crate::cli::{Environment, Failure, ReplayArgs, shutdown_on_signals};
+use crate::event::format_time_ms;
+use crate::poller::ReplayOutcome;
+
+/// Runs `replay`.
+pub async fn replay(
+    path: &Path,
+    environment: &Environment,
+    args: &ReplayArgs,
+) -> Result<(), Failure> {
+    let loaded = load(path, environment)?;
+    let store = open_store(&loaded.config).await?;
+    let now = now_ms();
+    let requested = args.from.map(|from| {
+        let to = args.to.map_or(now, |to| to.resolve(now));
+        (from.resolve(now), to)
+    });
+    if let Some((from, to)) = requested {
+        if from >= to {
+            return Err(Failure::usage(anyhow!(
+                "--from {} is not before --to {}: the range is FROM inclusive, TO exclusive",
+                show(from),
+                show(to)
+            )));
+        }
+    }
+    let saved = store.replays().await.map_err(Failure::runtime)?;
+    let resumed = match (args.resume, requested) {
+        (false, _) => None,
+        (true, Some((from, to))) => {
+            let found = saved
+                .into_iter()
+                .find(|job| job.from_ms == from && job.to_ms == to);
+            if found.is_none() {
+                tracing::info!(from = %show(from), to = %show(to), "No interrupted replay of this range; starting from its beginning.");
+            }
+            found
+        }
+        (true, None) => Some(saved.into_iter().next().ok_or_else(|| {
+            Failure::usage(anyhow!(
+                "--resume: there is no interrupted replay to resume"
+            ))
+        })?),
+    };
+    let job = match resumed {
+        Some(job) => job,
+        None => {
+            let (from, to) = requested.expect("clap requires --from unless --resume");
+            let job = ReplayJob {
+                id: format!("{from}-{to}"),
+                from_ms: from,
+                to_ms: to,
+                position_ms: from,
+                sinks: args.sinks.join(","),
+                created_at_ms: now,
+            };
+            store
+                .start_replay(job.clone())
+                .await
+                .map_err(Failure::runtime)?;
+            job
+        }
+    };
+    let settled_until = now - loaded.config.poll.settle.as_millis() as i64;
+    if job.to_ms > settled_until {
+        tracing::warn!(
+            to = %show(job.to_ms),
+            "The range reaches into the last poll.settle: records of the last minutes may not have landed yet."
+        );
+    }
+    let sinks: Vec<String> = if !args.sinks.is_empty() {
+        args.sinks.clone()
+    } else {
+        job.sinks
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let poller = build_poller(&loaded, store, &sinks).await?;
+    let shutdown = shutdown_on_signals();
+    tracing::info!(
+        job = %job.id,
+        from = %show(job.from_ms),
+        to = %show(job.to_ms),
+        resume_at = %show(job.position_ms),
+        sinks = ?poller.sinks().names(),
+        "Replay starting."
+    );
+    let outcome = poller.replay(&job, &shutdown).await;
+    let closed = poller.sinks().close().await;
+    let outcome = outcome.map_err(|error| {
+        Failure::runtime(
+            anyhow::Error::new(error).context("replay stopped; `replay --resume` continues it"),
+        )
+    })?;
+    closed.map_err(Failure::runtime)?;
+    match outcome {
+        ReplayOutcome::Finished => tracing::info!(job = %job.id, "Replay finished."),
+        ReplayOutcome::Interrupted => tracing::warn!(
+            job = %job.id,
+            "Replay interrupted; progress is saved and `replay --resume` continues it."
+        ),
+    }
+    Ok(())
+}
+
+fn show(ms: i64) -> String {
+    format_time_ms(ms).unwrap_or_else(|| ms.to_string())
+}

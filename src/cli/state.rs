@@ -1,0 +1,151 @@
+//! `state show | reset | set`: the operator's view of the checkpoint.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use serde_json::json;
+
+use crate::checkpoint::now_ms;
+use crate::cli::run::{live_stream_key, load_config, open_store};
+use crate::cli::{Environment, Failure, StateCommand, report};
+use crate::config::Config;
+use crate::config::secrets::Credentials;
+use crate::event::format_time_ms;
+
+/// Runs a `state` subcommand.
+pub async fn state(
+    path: &Path,
+    environment: &Environment,
+    command: &StateCommand,
+) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    let stream = stream_of(&config, environment)?;
+    let store = open_store(&config).await?;
+    match command {
+        StateCommand::Show { json } => {
+            let streams = store.streams().await.map_err(Failure::runtime)?;
+            let replays = store.replays().await.map_err(Failure::runtime)?;
+            let now = now_ms();
+            if *json {
+                let value = json!({
+                    "state_path": config.state.path,
+                    "live_stream": stream,
+                    "streams": streams.iter().map(|s| json!({
+                        "stream": s.stream,
+                        "checkpoint": s.position_ms.and_then(format_time_ms),
+                        "lag_seconds": s.position_ms.map(|p| (now - p) / 1000),
+                        "updated_at": s.updated_at_ms.and_then(format_time_ms),
+                        "remembered_ids": s.n_delivered_ids,
+                    })).collect::<Vec<_>>(),
+                    "replays": replays.iter().map(|r| json!({
+                        "id": r.id,
+                        "from": format_time_ms(r.from_ms),
+                        "to": format_time_ms(r.to_ms),
+                        "position": format_time_ms(r.position_ms),
+                        "sinks": r.sinks,
+                    })).collect::<Vec<_>>(),
+                });
+                report(&serde_json::to_string_pretty(&value).expect("json serializes"));
+                return Ok(());
+            }
+            let mut text = format!("state database: {}\n", config.state.path.display());
+            if !streams.iter().any(|s| s.stream == stream) {
+                text.push_str(&format!(
+                    "{stream} (this configuration): no checkpoint yet; the next run starts {} ago\n",
+                    humantime::format_duration(config.poll.lookback)
+                ));
+            }
+            for s in &streams {
+                let mine = if s.stream == stream {
+                    " (this configuration)"
+                } else {
+                    ""
+                };
+                text.push_str(&format!("{}{mine}\n", s.stream));
+                match s.position_ms {
+                    Some(position) => text.push_str(&format!(
+                        "  checkpoint:     {} (lag {})\n",
+                        show(position),
+                        humantime::format_duration(std::time::Duration::from_secs(
+                            ((now - position) / 1000).max(0) as u64
+                        ))
+                    )),
+                    None => text.push_str("  checkpoint:     none\n"),
+                }
+                if let Some(updated) = s.updated_at_ms {
+                    text.push_str(&format!("  updated:        {}\n", show(updated)));
+                }
+                text.push_str(&format!("  remembered ids: {}\n", s.n_delivered_ids));
+            }
+            for r in &replays {
+                text.push_str(&format!(
+                    "unfinished replay {}: [{}, {}) at {}{}\n",
+                    r.id,
+                    show(r.from_ms),
+                    show(r.to_ms),
+                    show(r.position_ms),
+                    if r.sinks.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" to sinks {}", r.sinks)
+                    }
+                ));
+            }
+            report(text.trim_end());
+        }
+        StateCommand::Reset => {
+            store.reset(&stream).await.map_err(Failure::runtime)?;
+            report(&format!(
+                "{stream}: checkpoint and remembered ids reset; the next run starts {} ago",
+                humantime::format_duration(config.poll.lookback)
+            ));
+        }
+        StateCommand::Set { to } => {
+            let position = to.resolve(now_ms());
+            if position > now_ms() {
+                return Err(Failure::usage(anyhow!(
+                    "--to {} is in the future",
+                    show(position)
+                )));
+            }
+            store
+                .set_cursor(&stream, position)
+                .await
+                .map_err(Failure::runtime)?;
+            report(&format!("{stream}: checkpoint set to {}", show(position)));
+        }
+    }
+    Ok(())
+}
+
+/// The live stream key, reading a key file only when the configuration alone cannot tell
+/// (so `state` works for an operator who cannot read the secret).
+fn stream_of(config: &Config, environment: &Environment) -> Result<String, Failure> {
+    let lacework = &config.lacework;
+    if lacework.api_key_file.is_some() {
+        let credentials =
+            Credentials::resolve(lacework, environment.credentials_directory.as_deref()).map_err(
+                |error| Failure::usage(anyhow::Error::new(error).context("invalid configuration")),
+            )?;
+        return Ok(live_stream_key(
+            &credentials.api_origin,
+            credentials.sub_account.as_deref(),
+            lacework.org_access,
+        ));
+    }
+    let origin = match (&lacework.base_url, &lacework.account) {
+        (Some(base_url), _) => crate::config::lacework_origin_from_base_url(base_url),
+        (None, Some(account)) => crate::config::lacework_origin_from_account(account),
+        (None, None) => Err("account is required".to_string()),
+    }
+    .map_err(|message| Failure::usage(anyhow!("invalid configuration: {message}")))?;
+    Ok(live_stream_key(
+        &origin,
+        lacework.sub_account.as_deref(),
+        lacework.org_access,
+    ))
+}
+
+fn show(ms: i64) -> String {
+    format_time_ms(ms).unwrap_or_else(|| ms.to_string())
+}

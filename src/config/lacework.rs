@@ -1,0 +1,274 @@
+//! The `[lacework]` section: API host, API key and token settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::ConfigError;
+use crate::config::secrets::Secret;
+
+/// Where and how to reach the Lacework API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaceworkConfig {
+    /// Account name (`acme` becomes `https://acme.lacework.net`) or a full API host such as
+    /// `acme.fra.lacework.net`. May be left out when `api_key_file` names the account or
+    /// `base_url` is set.
+    pub account: Option<String>,
+    /// Overrides the API origin derived from `account` (proxies, tests). `http` is allowed only
+    /// for loopback addresses, so a bearer token never crosses a network in clear text.
+    pub base_url: Option<String>,
+    /// API key id, e.g. `ACME_1234...` or a FortiCloud UUID. May come from `api_key_file`.
+    pub key_id: Option<String>,
+    /// The API key secret inline. Works, but is warned about: prefer `secret_file`.
+    pub secret: Option<Secret>,
+    /// File holding the API key secret (trailing whitespace ignored). `$CREDENTIALS_DIRECTORY`
+    /// in the path is expanded, for systemd's `LoadCredential=`.
+    pub secret_file: Option<PathBuf>,
+    /// The key file the Lacework console downloads (JSON with `keyId`, `secret`, optional
+    /// `account` and `subAccount`), or FortiCloud's TXT file (`apiId:` and `password:` lines).
+    pub api_key_file: Option<PathBuf>,
+    /// Sub-account to read, sent as the `Account-Name` header (org-level keys only).
+    pub sub_account: Option<String>,
+    /// Read organization-level audit logs (`Org-Access: true`); needs org admin rights.
+    #[serde(default)]
+    pub org_access: bool,
+    /// Lifetime asked for each access token (1m to 24h). Tokens are refreshed before they expire.
+    #[serde(default = "default_token_ttl", with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// How long one HTTP request may take before it is abandoned and retried.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How many times one request is retried on 429, 5xx, timeouts and connection errors
+    /// before the error is reported (the daemon then retries the whole window later).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First delay between retries; it doubles on each retry, with jitter, up to `retry_max`.
+    /// A 429's `RateLimit-Reset` or `Retry-After` wait is honoured instead when present.
+    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// Longest delay between two retries.
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+fn default_token_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_max_retries() -> u32 {
+    8
+}
+
+fn default_retry_initial() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_retry_max() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// The longest token lifetime the API grants.
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(86_400);
+
+impl LaceworkConfig {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let secret_sources = [
+            self.secret.is_some(),
+            self.secret_file.is_some(),
+            self.api_key_file.is_some(),
+        ];
+        match secret_sources.iter().filter(|set| **set).count() {
+            0 => {
+                return Err(ConfigError::invalid(
+                    "lacework.secret_file",
+                    "no API key secret is configured: set secret_file, api_key_file or secret",
+                ));
+            }
+            1 => {}
+            _ => {
+                return Err(ConfigError::invalid(
+                    "lacework.secret",
+                    "set only one of secret, secret_file and api_key_file",
+                ));
+            }
+        }
+        if self.api_key_file.is_none() {
+            match &self.key_id {
+                None => {
+                    return Err(ConfigError::invalid(
+                        "lacework.key_id",
+                        "key_id is required unless api_key_file provides it",
+                    ));
+                }
+                Some(key_id) if key_id.trim().is_empty() => {
+                    return Err(ConfigError::invalid("lacework.key_id", "key_id is empty"));
+                }
+                Some(_) => {}
+            }
+            if self.account.is_none() && self.base_url.is_none() {
+                return Err(ConfigError::invalid(
+                    "lacework.account",
+                    "account is required (e.g. account = \"acme\" for https://acme.lacework.net)",
+                ));
+            }
+        }
+        if let Some(account) = &self.account {
+            api_origin_for_account(account)
+                .map_err(|message| ConfigError::invalid("lacework.account", message))?;
+        }
+        if let Some(base_url) = &self.base_url {
+            parse_base_url(base_url)
+                .map_err(|message| ConfigError::invalid("lacework.base_url", message))?;
+        }
+        if self.token_ttl < Duration::from_secs(60) || self.token_ttl > MAX_TOKEN_TTL {
+            return Err(ConfigError::invalid(
+                "lacework.token_ttl",
+                format!(
+                    "{} is out of range: the API grants tokens of 1m to 24h",
+                    humantime::format_duration(self.token_ttl)
+                ),
+            ));
+        }
+        if self.request_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "lacework.request_timeout",
+                "must be at least 1s",
+            ));
+        }
+        if self.retry_initial.is_zero() || self.retry_initial > self.retry_max {
+            return Err(ConfigError::invalid(
+                "lacework.retry_initial",
+                "must be above zero and at most retry_max",
+            ));
+        }
+        if self
+            .sub_account
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            return Err(ConfigError::invalid("lacework.sub_account", "is empty"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.secret.is_some() {
+            warnings.push(
+                "lacework.secret holds the API secret inline: prefer secret_file or api_key_file, readable only by the service".to_string(),
+            );
+        }
+        if self.org_access && self.sub_account.is_some() {
+            warnings.push(
+                "lacework.org_access is true, so the API ignores lacework.sub_account".to_string(),
+            );
+        }
+        warnings
+    }
+}
+
+/// The API origin for an account name or host: `acme` -> `https://acme.lacework.net`.
+pub fn api_origin_for_account(account: &str) -> Result<Url, String> {
+    let host = account
+        .trim()
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    if host.is_empty() {
+        return Err("account is empty".to_string());
+    }
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+    {
+        return Err(format!(
+            "{account:?} is not an account name or host such as \"acme\" or \"acme.fra.lacework.net\""
+        ));
+    }
+    let host = if host.ends_with(".lacework.net") {
+        host
+    } else {
+        format!("{host}.lacework.net")
+    };
+    Url::parse(&format!("https://{host}")).map_err(|error| format!("{account:?}: {error}"))
+}
+
+/// Parses `base_url`, allowing plain `http` only on loopback.
+pub fn parse_base_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|error| format!("{text:?} is not a URL: {error}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(domain)) => domain == "localhost",
+                None => false,
+            };
+            if !loopback {
+                return Err(format!(
+                    "{text:?} uses http on a non-loopback host: the bearer token would travel in clear text, use https"
+                ));
+            }
+        }
+        other => return Err(format!("{text:?}: scheme {other} is not http or https")),
+    }
+    if url.host().is_none() {
+        return Err(format!("{text:?} has no host"));
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(format!(
+            "{text:?} must be an origin only (scheme, host, port), without a path"
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_names_become_lacework_hosts() {
+        let check = |input: &str, expected: &str| {
+            assert_eq!(
+                api_origin_for_account(input).unwrap().as_str(),
+                expected,
+                "{input}"
+            );
+        };
+        check("acme", "https://acme.lacework.net/");
+        check("ACME", "https://acme.lacework.net/");
+        check("acme.fra", "https://acme.fra.lacework.net/");
+        check("acme.fra.lacework.net", "https://acme.fra.lacework.net/");
+        check("https://acme.lacework.net/", "https://acme.lacework.net/");
+        assert!(api_origin_for_account("acme corp").is_err());
+        assert!(api_origin_for_account("").is_err());
+    }
+
+    #[test]
+    fn base_url_refuses_clear_text_off_loopback() {
+        assert!(parse_base_url("http://127.0.0.1:8080").is_ok());
+        assert!(parse_base_url("http://localhost:8080").is_ok());
+        assert!(parse_base_url("http://[::1]:8080").is_ok());
+        assert!(parse_base_url("https://proxy.internal:8443").is_ok());
+        assert!(
+            parse_base_url("http://10.0.0.5:8080")
+                .unwrap_err()
+                .contains("clear text")
+        );
+        assert!(
+            parse_base_url("https://x.lacework.net/api/v2")
+                .unwrap_err()
+                .contains("path")
+        );
+        assert!(parse_base_url("ftp://x").is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! Normalized lifecycle events: our stable output schema, their types and how records map to them.
+//!
+//! The event JSON is a contract with consumers: `SCHEMA` names its version and a golden test
+//! pins its serialized form. Change it only by adding fields, or by a new schema version.
+
+mod classify;
+mod normalize;
+mod target;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+pub use classify::Classifier;
+pub use normalize::{IdAssigner, Normalizer, RecordId, content_digest};
+
+/// Version tag carried by every event.
+pub const SCHEMA: &str = "lacework-audit-exporter/v1";
+
+/// What happened, normalized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventType {
+    /// A user was created or added.
+    UserCreated,
+    /// A user was deleted or removed.
+    UserDeleted,
+    /// A user was enabled or re-activated.
+    UserEnabled,
+    /// A user was disabled or deactivated.
+    UserDisabled,
+    /// A user's role or role-carrying group membership changed.
+    UserRoleChanged,
+    /// A user logged in successfully.
+    UserLogin,
+    /// An API key was created.
+    ApiKeyCreated,
+    /// An API key was deleted or revoked.
+    ApiKeyDeleted,
+    /// An API key was enabled.
+    ApiKeyEnabled,
+    /// An API key was disabled.
+    ApiKeyDisabled,
+    /// Any other audit record (emitted only with `events.include = "all"`).
+    Audit,
+}
+
+impl EventType {
+    /// Every type, lifecycle types first.
+    pub const ALL: [EventType; 11] = [
+        EventType::UserCreated,
+        EventType::UserDeleted,
+        EventType::UserEnabled,
+        EventType::UserDisabled,
+        EventType::UserRoleChanged,
+        EventType::UserLogin,
+        EventType::ApiKeyCreated,
+        EventType::ApiKeyDeleted,
+        EventType::ApiKeyEnabled,
+        EventType::ApiKeyDisabled,
+        EventType::Audit,
+    ];
+
+    /// The type's name as it appears in the JSON, e.g. `USER_CREATED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::UserCreated => "USER_CREATED",
+            EventType::UserDeleted => "USER_DELETED",
+            EventType::UserEnabled => "USER_ENABLED",
+            EventType::UserDisabled => "USER_DISABLED",
+            EventType::UserRoleChanged => "USER_ROLE_CHANGED",
+            EventType::UserLogin => "USER_LOGIN",
+            EventType::ApiKeyCreated => "API_KEY_CREATED",
+            EventType::ApiKeyDeleted => "API_KEY_DELETED",
+            EventType::ApiKeyEnabled => "API_KEY_ENABLED",
+            EventType::ApiKeyDisabled => "API_KEY_DISABLED",
+            EventType::Audit => "AUDIT",
+        }
+    }
+
+    /// Whether this is a user or API-key lifecycle type (everything but `AUDIT`).
+    pub fn is_lifecycle(self) -> bool {
+        self != EventType::Audit
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = ();
+    /// Case-insensitive; `-` and spaces count as `_`.
+    fn from_str(text: &str) -> Result<EventType, ()> {
+        let wanted = text.trim().to_ascii_uppercase().replace(['-', ' '], "_");
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == wanted)
+            .ok_or(())
+    }
+}
+
+/// A record field classification rules look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Field {
+    /// `userAction`, the action summary.
+    #[serde(rename = "userAction")]
+    UserAction,
+    /// `eventName`.
+    #[serde(rename = "eventName")]
+    EventName,
+    /// `eventDescription`, free text.
+    #[serde(rename = "eventDescription")]
+    EventDescription,
+}
+
+impl Field {
+    /// All fields, in the order the classifier tries them.
+    pub fn all() -> Vec<Field> {
+        vec![Field::UserAction, Field::EventName, Field::EventDescription]
+    }
+}
+
+/// One normalized event: the `lacework-audit-exporter/v1` schema.
+#[derive(Debug, Clone, Serialize)]
+pub struct LifecycleEvent {
+    /// Always `SCHEMA`.
+    pub schema: &'static str,
+    /// Stable id: a hash of the record's content (see `normalize`), 32 hex digits.
+    pub id: RecordId,
+    /// Normalized type.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// When it happened, RFC 3339 UTC with milliseconds; null when the record had no
+    /// understandable `createdTime`.
+    #[serde(serialize_with = "serialize_time_ms")]
+    pub time: Option<i64>,
+    /// `accountName` of the record (or the configured account when the record has none).
+    pub account: Option<String>,
+    /// Who acted (`userName`).
+    pub actor: Option<String>,
+    /// The affected user, when the text names one.
+    pub target: Option<String>,
+    /// `userAction`.
+    pub action: Option<String>,
+    /// `eventDescription`.
+    pub description: Option<String>,
+    /// The record exactly as received.
+    pub raw: Box<RawValue>,
+}
+
+fn serialize_time_ms<S: Serializer>(time: &Option<i64>, serializer: S) -> Result<S::Ok, S::Error> {
+    match time.and_then(format_time_ms) {
+        Some(text) => serializer.serialize_str(&text),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Formats epoch milliseconds as `2026-11-01T09:15:02.123Z`.
+pub fn format_time_ms(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|time| time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+impl LifecycleEvent {
+    /// Appends the event as one JSON line (with `\n`) to `out`.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        // Serializing this struct cannot fail: every field is a string, number or raw JSON.
+        serde_json::to_writer(&mut *out, self).expect("event serializes");
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_json_is_pinned() {
+        let event = LifecycleEvent {
+            schema: SCHEMA,
+            id: RecordId::from_hex("0123456789abcdef0123456789abcdef").unwrap(),
+            event_type: EventType::UserCreated,
+            time: Some(1_793_524_502_123),
+            account: Some("ACME".into()),
+            actor: Some("admin@acme.com".into()),
+            target: Some("new.user@acme.com".into()),
+            action: Some("User Created".into()),
+            description: Some("User new.user@acme.com created by admin@acme.com".into()),
+            raw: RawValue::from_string(r#"{"accountName":"ACME", "x":1}"#.into()).unwrap(),
+        };
+        let mut line = Vec::new();
+        event.write_json_line(&mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            concat!(
+                r#"{"schema":"lacework-audit-exporter/v1","id":"0123456789abcdef0123456789abcdef","type":"USER_CREATED","#,
+                r#""time":"2026-11-01T09:15:02.123Z","account":"ACME","actor":"admin@acme.com","#,
+                r#""target":"new.user@acme.com","action":"User Created","#,
+                r#""description":"User new.user@acme.com created by admin@acme.com","raw":{"accountName":"ACME", "x":1}}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn type_names_round_trip() {
+        for event_type in EventType::ALL {
+            assert_eq!(event_type.as_str().parse::<EventType>(), Ok(event_type));
+            let json = serde_json::to_string(&event_type).unwrap();
+            assert_eq!(json, format!("\"{}\"", event_type.as_str()));
+        }
+        assert_eq!(
+            "user-created".parse::<EventType>(),
+            Ok(EventType::UserCreated)
+        );
+        assert!("USER_EXPLODED".parse::<EventType>().is_err());
+    }
+}

@@ -1,0 +1,398 @@
+//! Wire types of `GET /api/v2/AuditLogs`: the page envelope and a lenient record view.
+//!
+//! Records are kept as the exact JSON text received (`RawValue`) so the `raw` field of an
+//! event is the record as the API sent it, unknown fields included. `AuditLog` is a borrowed
+//! view of the documented fields, parsed from that text.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde_json::value::RawValue;
+
+/// One page of AuditLogs, as decoded from a response body.
+#[derive(Debug, Default)]
+pub struct AuditLogPage {
+    /// Records in the order received.
+    pub records: Vec<Box<RawValue>>,
+    /// The `paging.urls.nextPage` URL, if the API gave one.
+    pub next_page: Option<String>,
+    /// `paging.totalRows`, if given.
+    pub total_rows: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    data: Option<Vec<Box<RawValue>>>,
+    #[serde(default)]
+    paging: Option<Paging>,
+    #[serde(default)]
+    message: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    #[serde(default, rename = "totalRows")]
+    total_rows: Option<u64>,
+    #[serde(default)]
+    urls: Option<PagingUrls>,
+}
+
+#[derive(Deserialize)]
+struct PagingUrls {
+    #[serde(default, rename = "nextPage")]
+    next_page: Option<String>,
+}
+
+impl AuditLogPage {
+    /// Decodes a 200 body. An empty body, `null` and `{}` are an empty page, as the API
+    /// answers empty ranges in all of these ways. An object carrying a `message` but no
+    /// `data` is an error, not an empty page: silently reading it as empty could skip records.
+    pub fn decode(body: &[u8]) -> Result<AuditLogPage, String> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(AuditLogPage::default());
+        }
+        let envelope: Option<Envelope> = serde_json::from_slice(body)
+            .map_err(|error| format!("AuditLogs body is not the expected JSON: {error}"))?;
+        let Some(envelope) = envelope else {
+            return Ok(AuditLogPage::default());
+        };
+        if envelope.data.is_none() {
+            if let Some(message) = envelope.message {
+                return Err(format!("AuditLogs answered without data: {message}"));
+            }
+        }
+        let (total_rows, next_page) = match envelope.paging {
+            Some(paging) => (
+                paging.total_rows,
+                paging
+                    .urls
+                    .and_then(|urls| urls.next_page)
+                    .filter(|url| !url.trim().is_empty()),
+            ),
+            None => (None, None),
+        };
+        let records = envelope.data.unwrap_or_default();
+        if let Some(bad) = records
+            .iter()
+            .find(|r| !r.get().trim_start().starts_with('{'))
+        {
+            return Err(format!(
+                "AuditLogs data holds a non-object record: {}",
+                truncate(bad.get(), 120)
+            ));
+        }
+        Ok(AuditLogPage {
+            records,
+            next_page,
+            total_rows,
+        })
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((idx, _)) => &text[..idx],
+        None => text,
+    }
+}
+
+/// A borrowed view of one audit record's documented fields. Unknown fields are ignored here
+/// and kept in the raw text.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditLog<'a> {
+    /// Account the record belongs to.
+    #[serde(
+        default,
+        borrow,
+        rename = "accountName",
+        deserialize_with = "lenient_str"
+    )]
+    pub account_name: Option<Cow<'a, str>>,
+    /// When the action happened.
+    #[serde(default, rename = "createdTime")]
+    pub created_time: Option<CreatedTime<'a>>,
+    /// Name of the event, e.g. "User Login".
+    #[serde(
+        default,
+        borrow,
+        rename = "eventName",
+        deserialize_with = "lenient_str"
+    )]
+    pub event_name: Option<Cow<'a, str>>,
+    /// Summary of the action, e.g. "User Created".
+    #[serde(
+        default,
+        borrow,
+        rename = "userAction",
+        deserialize_with = "lenient_str"
+    )]
+    pub user_action: Option<Cow<'a, str>>,
+    /// Free-text description.
+    #[serde(
+        default,
+        borrow,
+        rename = "eventDescription",
+        deserialize_with = "lenient_str"
+    )]
+    pub event_description: Option<Cow<'a, str>>,
+    /// Who acted, usually an email address.
+    #[serde(default, borrow, rename = "userName", deserialize_with = "lenient_str")]
+    pub user_name: Option<Cow<'a, str>>,
+    /// Not documented; honoured when a record already names its lifecycle type.
+    #[serde(
+        default,
+        borrow,
+        rename = "eventType",
+        deserialize_with = "lenient_str"
+    )]
+    pub event_type: Option<Cow<'a, str>>,
+}
+
+impl<'a> AuditLog<'a> {
+    /// Parses the view from a record's JSON text.
+    pub fn parse(raw: &'a RawValue) -> Result<AuditLog<'a>, serde_json::Error> {
+        serde_json::from_str(raw.get())
+    }
+
+    /// `createdTime` as epoch milliseconds, if present and understood.
+    pub fn created_ms(&self) -> Option<i64> {
+        self.created_time.as_ref().and_then(CreatedTime::epoch_ms)
+    }
+}
+
+/// Accepts strings and, leniently, numbers and booleans (rendered as text); `null` is absent.
+fn lenient_str<'de: 'a, 'a, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    struct LenientStr;
+    impl<'de> Visitor<'de> for LenientStr {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(LenientStr)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map
+                .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(None)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(LenientStr)
+}
+
+/// `createdTime` as sent: the sources disagree between RFC 3339 text and epoch milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreatedTime<'a> {
+    /// Text, normally RFC 3339 with or without fractional seconds.
+    Text(Cow<'a, str>),
+    /// A number, normally epoch milliseconds.
+    Number(f64),
+}
+
+/// Integers below this are read as epoch seconds: as milliseconds they would be in 1973.
+const SECONDS_CUTOFF: f64 = 100_000_000_000.0;
+
+impl CreatedTime<'_> {
+    /// The instant as epoch milliseconds, if it can be understood.
+    pub fn epoch_ms(&self) -> Option<i64> {
+        match self {
+            CreatedTime::Number(n) => number_to_ms(*n),
+            CreatedTime::Text(text) => parse_time_text(text),
+        }
+    }
+
+    /// The value as text, for hashing records whose time cannot be parsed.
+    pub fn as_text(&self) -> Cow<'_, str> {
+        match self {
+            CreatedTime::Text(text) => Cow::Borrowed(text.as_ref()),
+            CreatedTime::Number(n) => Cow::Owned(n.to_string()),
+        }
+    }
+}
+
+fn number_to_ms(n: f64) -> Option<i64> {
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let ms = if n < SECONDS_CUTOFF { n * 1000.0 } else { n };
+    Some(ms.round() as i64)
+}
+
+/// Parses RFC 3339 (with or without fraction), a few near variants, or epoch digits.
+pub fn parse_time_text(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc).timestamp_millis());
+    }
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<f64>().ok().and_then(number_to_ms);
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.fZ",
+    ] {
+        if let Ok(time) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(time.and_utc().timestamp_millis());
+        }
+    }
+    None
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for CreatedTime<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CreatedTimeVisitor;
+        impl<'de> Visitor<'de> for CreatedTimeVisitor {
+            type Value = CreatedTime<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a timestamp string or epoch milliseconds")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CreatedTime::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CreatedTime::Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(CreatedTime::Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(CreatedTime::Number(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(CreatedTime::Number(v))
+            }
+        }
+        deserializer.deserialize_any(CreatedTimeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_string()).unwrap()
+    }
+
+    #[test]
+    fn created_time_accepts_every_documented_form() {
+        let check = |json: &str, expected: Option<i64>| {
+            let record = raw(&format!(r#"{{"createdTime":{json}}}"#));
+            assert_eq!(
+                AuditLog::parse(&record).unwrap().created_ms(),
+                expected,
+                "{json}"
+            );
+        };
+        check(r#""2024-05-01T09:15:02.123Z""#, Some(1_714_554_902_123));
+        check(r#""2024-05-01T09:15:02Z""#, Some(1_714_554_902_000));
+        check(
+            r#""2024-05-01T11:15:02.123+02:00""#,
+            Some(1_714_554_902_123),
+        );
+        check(r#""2024-05-01T09:15:02.123456Z""#, Some(1_714_554_902_123));
+        check("1714554902123", Some(1_714_554_902_123));
+        check("1714554902", Some(1_714_554_902_000));
+        check(r#""1714554902123""#, Some(1_714_554_902_123));
+        check(r#""2024-05-01 09:15:02""#, Some(1_714_554_902_000));
+        check(r#""yesterday""#, None);
+        check("null", None);
+    }
+
+    #[test]
+    fn unknown_and_odd_fields_are_tolerated() {
+        let record = raw(
+            r#"{"accountName":"ACME","userName":42,"eventName":null,"extra":{"a":[1]},"userAction":["x"]}"#,
+        );
+        let log = AuditLog::parse(&record).unwrap();
+        assert_eq!(log.account_name.as_deref(), Some("ACME"));
+        assert_eq!(log.user_name.as_deref(), Some("42"));
+        assert_eq!(log.event_name, None);
+        assert_eq!(log.user_action, None);
+    }
+
+    #[test]
+    fn empty_answers_are_empty_pages() {
+        for body in [
+            "",
+            "  \n",
+            "null",
+            "{}",
+            r#"{"data":[]}"#,
+            r#"{"data":null}"#,
+        ] {
+            let page = AuditLogPage::decode(body.as_bytes()).unwrap();
+            assert!(
+                page.records.is_empty() && page.next_page.is_none(),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pages_keep_records_verbatim_and_next_page() {
+        let body = r#"{"paging":{"rows":1,"totalRows":3,"urls":{"nextPage":"https://a.lacework.net/api/v2/AuditLogs/x?y=1"}},
+            "data":[{"accountName":"ACME", "extra": 1}]}"#;
+        let page = AuditLogPage::decode(body.as_bytes()).unwrap();
+        assert_eq!(
+            page.records[0].get(),
+            r#"{"accountName":"ACME", "extra": 1}"#
+        );
+        assert_eq!(
+            page.next_page.as_deref(),
+            Some("https://a.lacework.net/api/v2/AuditLogs/x?y=1")
+        );
+        assert_eq!(page.total_rows, Some(3));
+        let last =
+            AuditLogPage::decode(br#"{"paging":{"urls":{"nextPage":null}},"data":[]}"#).unwrap();
+        assert_eq!(last.next_page, None);
+    }
+
+    #[test]
+    fn errors_are_not_mistaken_for_empty_pages() {
+        assert!(AuditLogPage::decode(br#"{"message":"Invalid Date"}"#).is_err());
+        assert!(AuditLogPage::decode(b"<html>bad gateway</html>").is_err());
+        assert!(AuditLogPage::decode(br#"{"data":["x"]}"#).is_err());
+        assert!(AuditLogPage::decode(br#"{"data":[{"a":1}"#).is_err());
+    }
+}

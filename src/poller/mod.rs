@@ -1,0 +1,247 @@
+//! The poller: walks time in windows, reads each window's pages, delivers the events, and only
+//! then moves the checkpoint.
+//!
+//! Invariant: a cursor (live or replay) moves to a window's end only after every event of the
+//! window was acknowledged by every sink. Ids are recorded as batches are acknowledged, so a
+//! window read again after a crash emits only what was not delivered before.
+
+mod reader;
+pub mod window;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::checkpoint::{CheckpointStore, ReplayJob, now_ms};
+use crate::config::PollConfig;
+use crate::event::Normalizer;
+use crate::lacework::LaceworkClient;
+use crate::sinks::SinkSet;
+
+pub use reader::WindowStats;
+use reader::{Outcome, WindowReader};
+use window::{Window, live_limit, next_window};
+
+/// A poller failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Talking to Lacework failed.
+    #[error(transparent)]
+    Lacework(#[from] crate::lacework::Error),
+    /// A sink refused the events.
+    #[error(transparent)]
+    Sink(#[from] crate::sinks::Error),
+    /// The checkpoint store failed.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::Error),
+}
+
+impl Error {
+    /// Whether reading the window again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Lacework(error) => error.is_retryable(),
+            Error::Sink(error) => error.is_retryable(),
+            Error::Checkpoint(_) => false,
+        }
+    }
+
+    /// Whether the API refused the window itself (400), so a shorter one may work.
+    fn is_bad_window(&self) -> bool {
+        matches!(self, Error::Lacework(error) if error.status() == Some(400))
+    }
+}
+
+/// How a replay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// The whole range was delivered.
+    Finished,
+    /// Shutdown came first; progress is saved for `--resume`.
+    Interrupted,
+}
+
+/// Windows never shrink below this when the API refuses long ones.
+const MIN_SPLIT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Everything a walk needs.
+pub struct Poller {
+    reader: WindowReader,
+    store: CheckpointStore,
+    poll: PollConfig,
+    retention: Duration,
+}
+
+impl Poller {
+    /// Assembles a poller from built parts.
+    pub fn new(
+        client: LaceworkClient,
+        normalizer: Normalizer,
+        sinks: SinkSet,
+        store: CheckpointStore,
+        poll: PollConfig,
+        retention: Duration,
+    ) -> Poller {
+        Poller {
+            reader: WindowReader::new(client, normalizer, sinks, store.clone()),
+            store,
+            poll,
+            retention,
+        }
+    }
+
+    /// The sinks, e.g. to close them at exit.
+    pub fn sinks(&self) -> &SinkSet {
+        self.reader.sinks()
+    }
+
+    /// Follows the live stream: catch up from the checkpoint (or `lookback` ago) to
+    /// `now - settle`, then poll every `interval`. With `once`, returns when caught up.
+    pub async fn run_live(
+        &self,
+        stream: &str,
+        once: bool,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Error> {
+        let window_backoff = Backoff {
+            initial: Duration::from_secs(5),
+            max: Duration::from_secs(300),
+        };
+        let mut max_window = self.poll.window;
+        let mut failures = 0u32;
+        // `--once` catches up to where "now" was when it started; chasing a moving now would
+        // read ever smaller windows.
+        let once_limit = once.then(|| live_limit(now_ms(), self.poll.settle));
+        let min_window = if once {
+            Duration::ZERO
+        } else {
+            self.poll.interval.min(self.poll.window)
+        };
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let cursor = match self.store.cursor(stream).await? {
+                Some(cursor) => cursor,
+                None => {
+                    let start = now_ms() - self.poll.lookback.as_millis() as i64;
+                    tracing::info!(
+                        stream,
+                        start = %crate::event::format_time_ms(start).unwrap_or_default(),
+                        "No checkpoint yet; starting poll.lookback ago."
+                    );
+                    start
+                }
+            };
+            let limit = once_limit.unwrap_or_else(|| live_limit(now_ms(), self.poll.settle));
+            let Some(window) = next_window(cursor, limit, max_window, min_window) else {
+                if once {
+                    tracing::info!(stream, "Caught up; exiting (--once).");
+                    return Ok(());
+                }
+                tracing::debug!(stream, "Caught up; waiting for the next poll.");
+                if sleep_or_shutdown(self.poll.interval, shutdown).await {
+                    return Ok(());
+                }
+                continue;
+            };
+            let query = Window {
+                start_ms: window.start_ms - self.poll.overlap.as_millis() as i64,
+                end_ms: window.end_ms,
+            };
+            match self.reader.read(stream, query, None, shutdown).await {
+                Ok(Outcome::Completed(stats)) => {
+                    self.store
+                        .commit(stream, Vec::new(), Some(window.end_ms))
+                        .await?;
+                    let pruned = self
+                        .store
+                        .prune(stream, window.end_ms - self.retention.as_millis() as i64)
+                        .await?;
+                    stats.log_committed(stream, window, pruned);
+                    failures = 0;
+                }
+                Ok(Outcome::Cancelled) => return Ok(()),
+                Err(error) if error.is_bad_window() && window.len() > MIN_SPLIT_WINDOW => {
+                    max_window = (window.len() / 2).max(MIN_SPLIT_WINDOW);
+                    tracing::warn!(
+                        stream,
+                        error = %error,
+                        window_secs = max_window.as_secs(),
+                        "The API refused the window; reading shorter windows."
+                    );
+                }
+                Err(error) if error.is_retryable() && !once => {
+                    let wait = window_backoff.delay(failures);
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(
+                        stream,
+                        error = %error,
+                        wait_secs = wait.as_secs(),
+                        consecutive_failures = failures,
+                        "Window not delivered; nothing committed, it will be read again."
+                    );
+                    if sleep_or_shutdown(wait, shutdown).await {
+                        return Ok(());
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Replays `[job.from_ms, job.to_ms)` from `job.position_ms`, saving progress after each
+    /// window. Never touches the live cursor.
+    pub async fn replay(
+        &self,
+        job: &ReplayJob,
+        shutdown: &CancellationToken,
+    ) -> Result<ReplayOutcome, Error> {
+        let stream = job.stream();
+        let mut position = job.position_ms;
+        let mut max_window = self.poll.window;
+        while position < job.to_ms {
+            if shutdown.is_cancelled() {
+                return Ok(ReplayOutcome::Interrupted);
+            }
+            let window = next_window(position, job.to_ms, max_window, Duration::ZERO)
+                .expect("position is before the end");
+            // One millisecond earlier in case the API's startTime is exclusive; records are
+            // then kept only if they fall inside the window, so each belongs to exactly one.
+            let query = Window {
+                start_ms: window.start_ms - 1,
+                end_ms: window.end_ms,
+            };
+            match self
+                .reader
+                .read(&stream, query, Some(window), shutdown)
+                .await
+            {
+                Ok(Outcome::Completed(stats)) => {
+                    self.store
+                        .advance_replay(job, Vec::new(), window.end_ms)
+                        .await?;
+                    stats.log_committed(&stream, window, 0);
+                    position = window.end_ms;
+                }
+                Ok(Outcome::Cancelled) => return Ok(ReplayOutcome::Interrupted),
+                Err(error) if error.is_bad_window() && window.len() > MIN_SPLIT_WINDOW => {
+                    max_window = (window.len() / 2).max(MIN_SPLIT_WINDOW);
+                    tracing::warn!(error = %error, window_secs = max_window.as_secs(), "The API refused the window; reading shorter windows.");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        self.store.finish_replay(job).await?;
+        Ok(ReplayOutcome::Finished)
+    }
+}
+
+/// Sleeps, or returns `true` early when shutdown is asked for.
+async fn sleep_or_shutdown(duration: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(duration) => false,
+    }
+}

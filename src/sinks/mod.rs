@@ -1,0 +1,197 @@
+//! Sinks: destinations for normalized events, and the fan-out that delivers a batch to all.
+//!
+//! Delivery rule: a sink's `deliver` returns `Ok` only once every event of the batch is
+//! durably handed off. `SinkSet::deliver_all` returns only when every sink has acknowledged
+//! the batch, retrying the sinks that failed with a retryable error (backpressure: the poller
+//! waits), or stops at the first fatal error. The poller commits only after it returns `Ok`.
+
+mod error;
+mod stdout;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::event::LifecycleEvent;
+
+pub use error::Error;
+pub use stdout::{StdoutConfig, StdoutSink};
+
+/// A destination for events. Implementations must be cancel-safe at batch granularity:
+/// a dropped `deliver` future may have delivered some events, never acknowledged them.
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync {
+    /// Name from config; used in logs and by `replay --sink`.
+    fn name(&self) -> &str;
+
+    /// Delivers one batch; `Ok` only after every event is durably handed off.
+    async fn deliver(&self, batch: &[LifecycleEvent]) -> Result<(), Error>;
+
+    /// Startup probe of connectivity and credentials. Most sinks have nothing to check.
+    async fn healthcheck(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Flushes whatever is buffered, before the process exits.
+    async fn close(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// The closed set of sink kinds, selected by `type = "..."` in `[[sinks]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    /// Newline-delimited JSON on standard output.
+    Stdout(StdoutConfig),
+}
+
+impl SinkConfig {
+    /// The sink's name: `name` if set, else its type.
+    pub fn name(&self) -> &str {
+        match self {
+            SinkConfig::Stdout(config) => config.name.as_deref().unwrap_or("stdout"),
+        }
+    }
+
+    /// Pure checks; the error is (key within the sink table, message).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        match self {
+            SinkConfig::Stdout(config) => config.validate(),
+        }
+    }
+
+    /// Builds the runtime sink. May open connections.
+    pub async fn build(&self) -> Result<Box<dyn Sink>, Error> {
+        match self {
+            SinkConfig::Stdout(_) => Ok(Box::new(StdoutSink::new(self.name().to_string()))),
+        }
+    }
+}
+
+/// How long a delivery in flight may still take once shutdown was asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// What happened to a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every sink acknowledged it.
+    Delivered,
+    /// Shutdown came first; the batch is not acknowledged.
+    Cancelled,
+}
+
+/// All sinks of a run, delivering together.
+pub struct SinkSet {
+    sinks: Vec<Box<dyn Sink>>,
+    backoff: Backoff,
+}
+
+impl SinkSet {
+    /// Wraps built sinks. `backoff` paces retries of a failing sink.
+    pub fn new(sinks: Vec<Box<dyn Sink>>, backoff: Backoff) -> SinkSet {
+        SinkSet { sinks, backoff }
+    }
+
+    /// Builds every configured sink.
+    pub async fn build(configs: &[&SinkConfig]) -> Result<SinkSet, Error> {
+        let mut sinks = Vec::with_capacity(configs.len());
+        for config in configs {
+            sinks.push(config.build().await?);
+        }
+        Ok(SinkSet::new(
+            sinks,
+            Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+        ))
+    }
+
+    /// Names of the sinks, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.sinks.iter().map(|s| s.name()).collect()
+    }
+
+    /// Runs every sink's healthcheck.
+    pub async fn healthcheck(&self) -> Result<(), Error> {
+        for sink in &self.sinks {
+            sink.healthcheck().await?;
+        }
+        Ok(())
+    }
+
+    /// Closes (flushes) every sink, reporting the first failure.
+    pub async fn close(&self) -> Result<(), Error> {
+        let mut first_error = None;
+        for sink in &self.sinks {
+            if let Err(error) = sink.close().await {
+                tracing::error!(sink = sink.name(), error = %error, "Sink did not close cleanly.");
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Delivers `batch` to every sink; see the module docs for the rule.
+    pub async fn deliver_all(
+        &self,
+        batch: &[LifecycleEvent],
+        shutdown: &CancellationToken,
+    ) -> Result<Delivery, Error> {
+        if batch.is_empty() {
+            return Ok(Delivery::Delivered);
+        }
+        let mut pending: Vec<usize> = (0..self.sinks.len()).collect();
+        let mut attempt = 0u32;
+        let mut was_failing = false;
+        loop {
+            let deliveries = pending.iter().map(|&idx| self.sinks[idx].deliver(batch));
+            // A delivery in flight at shutdown gets a grace period to finish, so a sink is not
+            // cut off in the middle of a write (a half-written line, a half-sent request).
+            let abandon = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            let results = tokio::select! {
+                () = abandon => return Ok(Delivery::Cancelled),
+                results = futures::future::join_all(deliveries) => results,
+            };
+            let mut still_pending = Vec::new();
+            let mut wait = None::<Duration>;
+            for (&idx, result) in pending.iter().zip(results) {
+                match result {
+                    Ok(()) => {}
+                    Err(error) if error.is_retryable() => {
+                        if !was_failing {
+                            tracing::warn!(sink = self.sinks[idx].name(), error = %error, "Sink delivery failed; holding the batch and retrying.");
+                        } else {
+                            tracing::debug!(sink = self.sinks[idx].name(), error = %error, "Sink delivery still failing.");
+                        }
+                        let asked = error
+                            .retry_after()
+                            .unwrap_or_else(|| self.backoff.delay(attempt));
+                        wait = Some(wait.map_or(asked, |w| w.max(asked)));
+                        still_pending.push(idx);
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            if still_pending.is_empty() {
+                if was_failing {
+                    tracing::info!(n_events = batch.len(), "Sink delivery recovered.");
+                }
+                return Ok(Delivery::Delivered);
+            }
+            was_failing = true;
+            pending = still_pending;
+            attempt = attempt.saturating_add(1);
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(Delivery::Cancelled),
+                () = tokio::time::sleep(wait.unwrap_or_default()) => {}
+            }
+        }
+    }
+}
