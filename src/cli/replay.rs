@@ -23,14 +23,14 @@ pub async fn replay(
         let to = args.to.map_or(now, |to| to.resolve(now));
         (from.resolve(now), to)
     });
-    if let Some((from, to)) = requested {
-        if from >= to {
-            return Err(Failure::usage(anyhow!(
-                "--from {} is not before --to {}: the range is FROM inclusive, TO exclusive",
-                show(from),
-                show(to)
-            )));
-        }
+    if let Some((from, to)) = requested
+        && from >= to
+    {
+        return Err(Failure::usage(anyhow!(
+            "--from {} is not before --to {}: the range is FROM inclusive, TO exclusive",
+            show(from),
+            show(to)
+        )));
     }
     let saved = store.replays().await.map_err(Failure::runtime)?;
     let resumed = match (args.resume, requested) {

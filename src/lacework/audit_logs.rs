@@ -60,10 +60,10 @@ impl AuditLogPage {
         let Some(envelope) = envelope else {
             return Ok(AuditLogPage::default());
         };
-        if envelope.data.is_none() {
-            if let Some(message) = envelope.message {
-                return Err(format!("AuditLogs answered without data: {message}"));
-            }
+        if envelope.data.is_none()
+            && let Some(message) = envelope.message
+        {
+            return Err(format!("AuditLogs answered without data: {message}"));
         }
         let (total_rows, next_page) = match envelope.paging {
             Some(paging) => (

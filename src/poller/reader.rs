@@ -156,11 +156,11 @@ impl WindowReader {
         // `AuditLogPage::decode` guarantees an object, and every field is parsed leniently.
         let record = AuditLog::parse(raw).unwrap_or_default();
         let time = record.created_ms();
-        if let (Some(keep), Some(time)) = (keep, time) {
-            if !keep.contains(time) {
-                stats.n_outside += 1;
-                return Ok(None);
-            }
+        if let (Some(keep), Some(time)) = (keep, time)
+            && !keep.contains(time)
+        {
+            stats.n_outside += 1;
+            return Ok(None);
         }
         let Some(event_type) = self.normalizer.emitted_type(&record) else {
             return Ok(None);

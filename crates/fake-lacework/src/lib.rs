@@ -1,1 +1,393 @@
-pub fn placeholder() {}
+//! A faithful fake of the Lacework (FortiCNAPP) API v2 token and AuditLogs endpoints on loopback.
+//!
+//! [`FakeLacework`] is a real HTTP server (axum on `127.0.0.1`) that behaves like the API as
+//! described in the project's API fact sheet, quirks included: raw or `Bearer` tokens, inclusive
+//! time bounds, shuffled rows, snapshot paging with `?startTime=..&endTime=..` echoed onto
+//! nextPage URLs, several shapes of "empty", and mixed `createdTime` formats. Tests drive it
+//! through its ground truth ([`FakeLacework::records`], [`FakeLacework::expected_lifecycle`]),
+//! fault switches ([`FakeLacework::fail_next`] and friends) and the request log.
+
+mod auth;
+mod faults;
+mod generator;
+mod page;
+mod ratelimit;
+mod record;
+mod server;
+mod store;
+mod timefmt;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use faults::Fault;
+pub use generator::{GenerateSpec, SplitMix64};
+pub use record::{FakeRecord, LIFECYCLE_KINDS, OTHER_ACTIONS};
+pub use timefmt::{format_millis, format_seconds, parse_query_time};
+
+use auth::Tokens;
+use faults::FaultQueue;
+use generator::{Generator, default_accounts};
+use ratelimit::RateLimiter;
+use store::{Sessions, Store, StoredRecord};
+
+/// How generated records render `createdTime` (the sources disagree, so the fake serves all).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// A deterministic per-record mix of the three forms below.
+    #[default]
+    Mixed,
+    /// `"2026-11-01T09:15:02.123Z"`.
+    Millis,
+    /// `"2026-11-01T09:15:02Z"`; `created_ms` is truncated to the second to match.
+    Seconds,
+    /// The integer `1793524502123`, as the schema endpoint claims.
+    EpochMillis,
+}
+
+/// Server settings fixed at start (see the `set_*` methods for runtime switches).
+#[derive(Clone, Debug)]
+pub struct FakeConfig {
+    /// The API key id clients must send as `keyId`.
+    pub key_id: String,
+    /// The API key secret clients must send as `X-LW-UAKS`.
+    pub secret: String,
+    /// Rows per page (the real API uses 5000).
+    pub page_size: usize,
+    /// The account served when neither `Account-Name` nor `Org-Access: true` is sent.
+    pub primary_account: String,
+    /// If set, a query spanning more than this gets 400.
+    pub max_window: Option<Duration>,
+    /// Append `?startTime=..&endTime=..` to nextPage URLs after the path token (the GO quirk).
+    pub next_page_query: bool,
+    /// How generated records render `createdTime`.
+    pub time_format: TimeFormat,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            key_id: "ACME_1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF12".to_owned(),
+            secret: "_fake_secret_0123456789abcdef0123".to_owned(),
+            page_size: 5000,
+            primary_account: "ACME".to_owned(),
+            max_window: None,
+            next_page_query: true,
+            time_format: TimeFormat::Mixed,
+        }
+    }
+}
+
+/// How a query with no matching rows is answered; every form has been seen from Lacework.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EmptyVariant {
+    /// 200 `{"data":[]}`.
+    #[default]
+    EmptyData,
+    /// 204 with no body.
+    NoContent,
+    /// 200 with a zero-length body.
+    EmptyBody,
+    /// 200 with the body `null`.
+    Null,
+    /// 404 `{"message":"Not Found"}`.
+    NotFound,
+}
+
+/// One request as the server saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestLog {
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// Path without the query, e.g. `/api/v2/AuditLogs`.
+    pub path: String,
+    /// The raw query string, if any.
+    pub query: Option<String>,
+    /// The status sent (0 while the request is still in flight).
+    pub status: u16,
+    /// The `Account-Name` header.
+    pub account_name: Option<String>,
+    /// The `Org-Access` header.
+    pub org_access: Option<String>,
+    /// The raw `Authorization` header value.
+    pub authorization: Option<String>,
+    /// Whether `X-LW-UAKS` was sent (its value is a secret and is never recorded).
+    pub uaks_present: bool,
+}
+
+/// Shared state behind the handlers and the public handle.
+pub(crate) struct Inner {
+    cfg: FakeConfig,
+    addr: SocketAddr,
+    base_url: String,
+    max_window: Mutex<Option<Duration>>,
+    store: RwLock<Store>,
+    sessions: Mutex<Sessions>,
+    tokens: Mutex<Tokens>,
+    audit_faults: FaultQueue,
+    token_faults: FaultQueue,
+    expire_after_pages: Mutex<Option<usize>>,
+    empty_variant: Mutex<EmptyVariant>,
+    foreign_origin: Mutex<Option<String>>,
+    repeat_next_page: AtomicBool,
+    requests: Mutex<Vec<RequestLog>>,
+    token_requests: AtomicUsize,
+    rate: RateLimiter,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Locks a mutex, ignoring poisoning: a panicking test thread must not wedge the server.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Inner {
+    fn store_read(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn store_write(&self) -> RwLockWriteGuard<'_, Store> {
+        self.store.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a successful AuditLogs page toward a pending `expire_tokens_after_pages`.
+    fn note_page_served(&self) {
+        let mut pending = lock(&self.expire_after_pages);
+        let Some(left) = pending.as_mut() else {
+            return;
+        };
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            *pending = None;
+            drop(pending);
+            lock(&self.tokens).revoke_all();
+        }
+    }
+}
+
+/// A running fake Lacework API; cheap to clone, all clones share one server.
+#[derive(Clone)]
+pub struct FakeLacework {
+    inner: Arc<Inner>,
+}
+
+impl FakeLacework {
+    /// Starts on `127.0.0.1` with an ephemeral port. Must be called inside a tokio runtime.
+    pub async fn start(cfg: FakeConfig) -> std::io::Result<FakeLacework> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), cfg).await
+    }
+
+    /// Starts on `addr` and serves in a background tokio task.
+    pub async fn start_on(addr: SocketAddr, cfg: FakeConfig) -> std::io::Result<FakeLacework> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, mut stop) = watch::channel(false);
+        // Tokens and page tokens only need to be unguessable-looking, not repeatable.
+        let salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(addr.port());
+        let inner = Arc::new(Inner {
+            max_window: Mutex::new(cfg.max_window),
+            cfg,
+            addr,
+            base_url: format!("http://{addr}"),
+            store: RwLock::new(Store::default()),
+            sessions: Mutex::new(Sessions::new(generator::mix64(salt))),
+            tokens: Mutex::new(Tokens::new(generator::mix64(!salt))),
+            audit_faults: FaultQueue::default(),
+            token_faults: FaultQueue::default(),
+            expire_after_pages: Mutex::new(None),
+            empty_variant: Mutex::new(EmptyVariant::default()),
+            foreign_origin: Mutex::new(None),
+            repeat_next_page: AtomicBool::new(false),
+            requests: Mutex::new(Vec::new()),
+            token_requests: AtomicUsize::new(0),
+            rate: RateLimiter::new(),
+            shutdown,
+        });
+        let app = server::router(Arc::clone(&inner));
+        tokio::spawn(async move {
+            let signal = async move {
+                // A dropped sender also ends serving; either way we are done.
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await
+            {
+                tracing::warn!(error = %e, "fake lacework server stopped with an error");
+            }
+        });
+        Ok(FakeLacework { inner })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.inner.base_url.clone()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The configuration the server started with (`max_window` may have changed since).
+    pub fn config(&self) -> &FakeConfig {
+        &self.inner.cfg
+    }
+
+    /// Stops accepting connections; requests in flight may finish.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Adds `spec.count` generated records (deterministic for a spec and the configured
+    /// time format), all already visible; returns how many were added.
+    pub fn generate(&self, spec: &GenerateSpec) -> usize {
+        // Rendering happens outside the lock so a big batch does not stall requests.
+        let batch = generator::generate(spec, self.inner.cfg.time_format);
+        let added = batch.len();
+        self.inner.store_write().extend_sorted(batch);
+        added
+    }
+
+    /// Adds one record; it is served once `record.visible_at_ms` has passed.
+    pub fn insert(&self, record: FakeRecord) {
+        self.inner
+            .store_write()
+            .insert(StoredRecord::from_fake(record));
+    }
+
+    /// Adds a record (normally created in the past) that only appears after `visible_after`,
+    /// like an event that reaches the audit log late.
+    pub fn insert_late(&self, mut record: FakeRecord, visible_after: Duration) {
+        let delay = i64::try_from(visible_after.as_millis()).unwrap_or(i64::MAX / 2);
+        record.visible_at_ms = timefmt::now_ms().saturating_add(delay);
+        self.insert(record);
+    }
+
+    /// Ground truth: every record (visible or not), sorted by `created_ms`.
+    pub fn records(&self) -> Vec<FakeRecord> {
+        self.inner
+            .store_read()
+            .iter()
+            .map(StoredRecord::to_fake)
+            .collect()
+    }
+
+    /// How many records are stored (visible or not).
+    pub fn record_count(&self) -> usize {
+        self.inner.store_read().len()
+    }
+
+    /// Lifecycle records created in `[from_ms, to_ms)`, optionally of one account
+    /// (case-insensitive), visible or not, sorted by `created_ms`.
+    pub fn expected_lifecycle(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        account: Option<&str>,
+    ) -> Vec<FakeRecord> {
+        self.inner
+            .store_read()
+            .iter()
+            .filter(|r| r.expected_type.is_some())
+            .filter(|r| r.created_ms >= from_ms && r.created_ms < to_ms)
+            .filter(|r| account.is_none_or(|a| a.eq_ignore_ascii_case(&r.account)))
+            .map(StoredRecord::to_fake)
+            .collect()
+    }
+
+    /// For the demo: every `every`, inserts one record created now (about 70% lifecycle).
+    /// Abort the handle to stop it.
+    pub fn spawn_trickle(&self, every: Duration, seed: u64) -> tokio::task::JoinHandle<()> {
+        let fake = self.clone();
+        let mut generator = Generator::new(
+            seed,
+            default_accounts(),
+            200,
+            0.7,
+            self.inner.cfg.time_format,
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick fires at once; skip it so records arrive one period apart.
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = timefmt::now_ms();
+                let record = generator.next_record(now, i64::MIN);
+                fake.inner.store_write().insert(record);
+            }
+        })
+    }
+
+    /// The next `n` AuditLogs requests (first pages and nextPage fetches) get `fault`.
+    /// Calls queue up: faults are consumed in the order they were added.
+    pub fn fail_next(&self, n: usize, fault: Fault) {
+        self.inner.audit_faults.push(n, fault);
+    }
+
+    /// The next `n` token requests get `fault`.
+    pub fn fail_next_tokens(&self, n: usize, fault: Fault) {
+        self.inner.token_faults.push(n, fault);
+    }
+
+    /// After `n` more successful AuditLogs page responses, every token issued so far turns
+    /// invalid (401); tokens issued later work. `n == 0` invalidates them at once.
+    pub fn expire_tokens_after_pages(&self, n: usize) {
+        if n == 0 {
+            *lock(&self.inner.expire_after_pages) = None;
+            self.expire_all_tokens();
+        } else {
+            *lock(&self.inner.expire_after_pages) = Some(n);
+        }
+    }
+
+    /// Invalidates every token issued so far.
+    pub fn expire_all_tokens(&self) {
+        lock(&self.inner.tokens).revoke_all();
+    }
+
+    /// Chooses how an empty result is answered.
+    pub fn set_empty_variant(&self, v: EmptyVariant) {
+        *lock(&self.inner.empty_variant) = v;
+    }
+
+    /// `Some(origin)` makes nextPage URLs point at that origin (e.g. `http://127.0.0.2:9`)
+    /// instead of this server, to test that clients refuse to send tokens elsewhere.
+    pub fn set_foreign_next_page(&self, origin: Option<String>) {
+        *lock(&self.inner.foreign_origin) = origin;
+    }
+
+    /// When on, every nextPage URL of a result is the same (page 2's), a server loop bug.
+    pub fn set_repeat_next_page(&self, on: bool) {
+        self.inner.repeat_next_page.store(on, Ordering::SeqCst);
+    }
+
+    /// Changes the maximum query window at runtime.
+    pub fn set_max_window(&self, d: Option<Duration>) {
+        *lock(&self.inner.max_window) = d;
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RequestLog> {
+        lock(&self.inner.requests).clone()
+    }
+
+    /// Forgets the request log (not the token count).
+    pub fn clear_requests(&self) {
+        lock(&self.inner.requests).clear();
+    }
+
+    /// How many `POST /api/v2/access/tokens` requests arrived, failed ones included.
+    pub fn token_requests(&self) -> usize {
+        self.inner.token_requests.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,269 @@
+//! Injected faults, token invalidation and shutdown.
+
+use std::time::{Duration, Instant};
+
+use fake_lacework::{FakeConfig, Fault};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{Api, at_ms, ms, new_token, noise};
+
+fn fill(api: &Api, n: i64) {
+    let base = ms("2026-01-10T08:00:00.000Z");
+    for i in 0..n {
+        api.fake.insert(noise("ACME", at_ms(base + i * 1000)));
+    }
+}
+
+async fn small(page_size: usize, n: i64) -> Api {
+    let api = Api::start(FakeConfig {
+        page_size,
+        ..FakeConfig::default()
+    })
+    .await;
+    fill(&api, n);
+    api
+}
+
+#[tokio::test]
+async fn rate_limited_fault_answers_429_once_per_unit() {
+    let api = small(100, 3).await;
+    api.fake.fail_next(2, Fault::RateLimited { reset_secs: 17 });
+    for _ in 0..2 {
+        let resp = api.audit("2026-01-10", "2026-01-11").send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        let h = resp.headers();
+        assert_eq!(h["ratelimit-reset"], "17");
+        assert_eq!(h["ratelimit-remaining"], "0");
+        assert_eq!(h["ratelimit-limit"], "480");
+        assert_eq!(
+            resp.json::<Value>().await.unwrap(),
+            json!({"message": "Rate limit exceeded"})
+        );
+    }
+    let resp = api.audit("2026-01-10", "2026-01-11").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_ne!(resp.headers()["ratelimit-remaining"], "0");
+}
+
+#[tokio::test]
+async fn status_faults_send_json_or_an_nginx_page() {
+    let api = small(100, 3).await;
+    api.fake.fail_next(1, Fault::Status(500));
+    api.fake.fail_next(1, Fault::Status(503));
+    api.fake.fail_next(1, Fault::Status(502));
+    for code in [500, 503] {
+        let resp = api.audit("2026-01-10", "2026-01-11").send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), code);
+        assert!(resp.json::<Value>().await.unwrap()["message"].is_string());
+    }
+    let resp = api.audit("2026-01-10", "2026-01-11").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("<center><h1>502 Bad Gateway</h1></center>") && body.contains("nginx"));
+    assert_eq!(
+        api.audit("2026-01-10", "2026-01-11")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let statuses: Vec<u16> = api
+        .fake
+        .requests()
+        .iter()
+        .skip(1)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [500, 503, 502, 200]);
+}
+
+#[tokio::test]
+async fn drop_fault_sends_headers_then_breaks_the_body() {
+    let api = small(100, 3).await;
+    api.fake.fail_next(1, Fault::Drop);
+    let resp = api.audit("2026-01-10", "2026-01-11").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert!(resp.bytes().await.is_err(), "the body must not complete");
+    let page: Value = api
+        .audit("2026-01-10", "2026-01-11")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn slow_fault_delays_then_answers_normally() {
+    let api = small(100, 3).await;
+    api.fake
+        .fail_next(1, Fault::Slow(Duration::from_millis(300)));
+    let started = Instant::now();
+    let resp = api.audit("2026-01-10", "2026-01-11").send().await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page: Value = resp.json().await.unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 3);
+    let started = Instant::now();
+    api.audit("2026-01-10", "2026-01-11").send().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "one unit only"
+    );
+}
+
+#[tokio::test]
+async fn faults_hit_next_page_fetches_and_the_same_url_can_be_retried() {
+    let api = small(4, 10).await;
+    let first: Value = api
+        .audit("2026-01-10", "2026-01-11")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = first["paging"]["urls"]["nextPage"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.fake.fail_next(1, Fault::Status(503));
+    assert_eq!(
+        api.get(&url).send().await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let page: Value = api.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["paging"]["rows"], 4);
+}
+
+#[tokio::test]
+async fn token_faults_apply_to_the_token_endpoint_only() {
+    let api = small(100, 1).await;
+    api.fake
+        .fail_next_tokens(1, Fault::RateLimited { reset_secs: 5 });
+    api.fake.fail_next_tokens(1, Fault::Status(500));
+    // AuditLogs is unaffected.
+    assert_eq!(
+        api.audit("2026-01-10", "2026-01-11")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let post = || {
+        api.http
+            .post(api.url("/api/v2/access/tokens"))
+            .header("X-LW-UAKS", &api.fake.config().secret)
+            .json(&json!({"keyId": api.fake.config().key_id}))
+            .send()
+    };
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["ratelimit-reset"], "5");
+    assert_eq!(
+        post().await.unwrap().status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    api.fake.fail_next_tokens(1, Fault::Drop);
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.bytes().await.is_err());
+    assert_eq!(post().await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(api.fake.token_requests(), 5);
+}
+
+#[tokio::test]
+async fn tokens_expire_after_the_given_number_of_pages() {
+    let api = small(2, 10).await;
+    api.fake.expire_tokens_after_pages(2);
+    let first: Value = api
+        .audit("2026-01-10", "2026-01-11")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url2 = first["paging"]["urls"]["nextPage"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second: Value = api.get(&url2).send().await.unwrap().json().await.unwrap();
+    let url3 = second["paging"]["urls"]["nextPage"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = api.get(&url3).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.json::<Value>().await.unwrap()["message"].is_string());
+    // A fresh token resumes the same snapshot; the countdown does not repeat.
+    let fresh = new_token(&api.http, &api.fake).await;
+    for url in [&url3, &url3, &url2] {
+        let resp = api.http.get(url).bearer_auth(&fresh).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        api.get(&url3).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn expire_all_tokens_invalidates_only_existing_tokens() {
+    let api = small(100, 1).await;
+    let second = new_token(&api.http, &api.fake).await;
+    api.fake.expire_all_tokens();
+    assert_eq!(
+        api.audit("2026-01-10", "2026-01-11")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let resp = api
+        .http
+        .get(api.url("/api/v2/AuditLogs"))
+        .bearer_auth(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let third = new_token(&api.http, &api.fake).await;
+    let resp = api
+        .http
+        .get(api.url("/api/v2/AuditLogs"))
+        .bearer_auth(&third)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_connections() {
+    let api = Api::default().await;
+    api.fake.shutdown();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        // A fresh client, so no pooled connection survives.
+        let result = Client::new().get(api.url("/api/v2/AuditLogs")).send().await;
+        if result.is_err() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still serving after shutdown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: a real reqwest client talks to the fake over loopback.
+
+mod audit_logs;
+mod common;
+mod data;
+mod faults;
+mod paging;
+mod tokens;
