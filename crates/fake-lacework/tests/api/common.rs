@@ -5,6 +5,13 @@ use fake_lacework::{FakeConfig, FakeLacework, FakeRecord, parse_query_time};
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
+/// A plain HTTP client. In a workspace build reqwest's features unify with the exporter's
+/// (`rustls-no-provider`), so a crypto provider must be installed before building one.
+pub fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::new()
+}
+
 /// A started fake, a client and a fresh token.
 pub struct Api {
     pub fake: FakeLacework,
@@ -15,7 +22,7 @@ pub struct Api {
 impl Api {
     pub async fn start(cfg: FakeConfig) -> Api {
         let fake = FakeLacework::start(cfg).await.expect("fake starts");
-        let http = Client::new();
+        let http = client();
         let token = new_token(&http, &fake).await;
         Api { fake, http, token }
     }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use fake_lacework::{FakeConfig, Fault};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{Api, at_ms, ms, new_token, noise};
@@ -259,7 +259,10 @@ async fn shutdown_stops_accepting_connections() {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         // A fresh client, so no pooled connection survives.
-        let result = Client::new().get(api.url("/api/v2/AuditLogs")).send().await;
+        let result = crate::common::client()
+            .get(api.url("/api/v2/AuditLogs"))
+            .send()
+            .await;
         if result.is_err() {
             break;
         }

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use fake_lacework::{FakeConfig, FakeLacework, parse_query_time};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{Api, new_token};
 
 async fn post_token(fake: &FakeLacework, secret: Option<&str>, body: Value) -> (StatusCode, Value) {
-    let mut req = Client::new().post(format!("{}/api/v2/access/tokens", fake.base_url()));
+    let mut req = crate::common::client().post(format!("{}/api/v2/access/tokens", fake.base_url()));
     if let Some(s) = secret {
         req = req.header("X-LW-UAKS", s);
     }
@@ -186,7 +186,7 @@ async fn accepts_bearer_and_raw_tokens_and_rejects_the_rest() {
 #[tokio::test]
 async fn counts_token_requests_and_logs_uaks_presence_not_value() {
     let fake = FakeLacework::start(FakeConfig::default()).await.unwrap();
-    let http = Client::new();
+    let http = crate::common::client();
     new_token(&http, &fake).await;
     post_token(&fake, None, good_body(&fake)).await;
     assert_eq!(fake.token_requests(), 2);
