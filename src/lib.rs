@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod lacework;
+pub mod metrics;
 pub mod poller;
 pub mod sinks;
 pub mod telemetry;

@@ -106,6 +106,7 @@ type = "stdout"
         &Loaded {
             config,
             credentials,
+            sink_context: Default::default(),
         },
         args.once,
         shutdown_on_signals(),

@@ -13,12 +13,13 @@ use crate::config::secrets::Credentials;
 use crate::event::Normalizer;
 use crate::lacework::{ClientOptions, LaceworkClient};
 use crate::poller::Poller;
-use crate::sinks::SinkSet;
+use crate::sinks::{BuildContext, SinkSet};
 
 /// A validated configuration with its secrets read.
 pub(crate) struct Loaded {
     pub config: Config,
     pub credentials: Credentials,
+    pub sink_context: BuildContext,
 }
 
 /// Reads and validates the configuration and the secret; logs its warnings.
@@ -33,9 +34,13 @@ pub(crate) fn load(path: &Path, environment: &Environment) -> Result<Loaded, Fai
             anyhow::Error::new(error).context(format!("invalid configuration {}", path.display())),
         )
     })?;
+    let sink_context = BuildContext {
+        credentials_directory: environment.credentials_directory.clone(),
+    };
     Ok(Loaded {
         config,
         credentials,
+        sink_context,
     })
 }
 
@@ -118,7 +123,7 @@ pub(crate) async fn build_poller(
     let normalizer = Normalizer::new(&config.events, default_account).map_err(|error| {
         Failure::usage(anyhow::Error::new(error).context("invalid events.rules"))
     })?;
-    let sinks = SinkSet::build(&selected).await.map_err(|error| {
+    let sinks = SinkSet::build(&selected, &loaded.sink_context).await.map_err(|error| {
         Failure::runtime(anyhow::Error::new(error).context("cannot start the sinks"))
     })?;
     sinks.healthcheck().await.map_err(|error| {

@@ -53,7 +53,7 @@ pub async fn validate(
             .map_err(Failure::runtime)?;
         text.push_str("\n  online:  token exchange OK");
         let selected: Vec<_> = config.sinks.iter().collect();
-        let sink_set = SinkSet::build(&selected)
+        let sink_set = SinkSet::build(&selected, &loaded.sink_context)
             .await
             .context("cannot start the sinks")
             .map_err(Failure::runtime)?;

@@ -8,6 +8,7 @@ mod events;
 mod lacework;
 mod poll;
 pub mod secrets;
+mod units;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use lacework::{
     parse_base_url as lacework_origin_from_base_url,
 };
 pub use poll::{PollConfig, StateConfig};
+pub use units::ByteSize;
 
 use crate::sinks::SinkConfig;
 
@@ -154,6 +156,7 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.lacework.warnings();
         warnings.extend(self.poll.warnings());
+        warnings.extend(self.sinks.iter().flat_map(SinkConfig::warnings));
         warnings
     }
 }

@@ -133,6 +133,18 @@ impl Credentials {
     }
 }
 
+/// Reads a secret from a file (trimmed), expanding `$CREDENTIALS_DIRECTORY` in the path.
+/// Errors name the file, never its content.
+pub fn read_secret(path: &Path, credentials_directory: Option<&Path>) -> Result<Secret, String> {
+    read_secret_file(&expand_credentials_directory(path, credentials_directory)?)
+}
+
+/// Reads a whole file (a certificate, a key), expanding `$CREDENTIALS_DIRECTORY` in the path.
+pub fn read_file(path: &Path, credentials_directory: Option<&Path>) -> Result<Vec<u8>, String> {
+    let path = expand_credentials_directory(path, credentials_directory)?;
+    std::fs::read(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+}
+
 fn expand_credentials_directory(path: &Path, directory: Option<&Path>) -> Result<PathBuf, String> {
     let text = path.to_string_lossy();
     if !text.contains("$CREDENTIALS_DIRECTORY") && !text.contains("${CREDENTIALS_DIRECTORY}") {

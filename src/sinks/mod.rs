@@ -7,7 +7,9 @@
 
 mod error;
 mod stdout;
+pub mod webhook;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -18,6 +20,14 @@ use crate::event::LifecycleEvent;
 
 pub use error::Error;
 pub use stdout::{StdoutConfig, StdoutSink};
+pub use webhook::{WebhookConfig, WebhookSink};
+
+/// What building a sink may need from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct BuildContext {
+    /// systemd's `$CREDENTIALS_DIRECTORY`, expanded in credential file paths.
+    pub credentials_directory: Option<PathBuf>,
+}
 
 /// A destination for events. Implementations must be cancel-safe at batch granularity:
 /// a dropped `deliver` future may have delivered some events, never acknowledged them.
@@ -46,6 +56,8 @@ pub trait Sink: Send + Sync {
 pub enum SinkConfig {
     /// Newline-delimited JSON on standard output.
     Stdout(StdoutConfig),
+    /// Batched, signed HTTP POSTs.
+    Webhook(WebhookConfig),
 }
 
 impl SinkConfig {
@@ -53,6 +65,7 @@ impl SinkConfig {
     pub fn name(&self) -> &str {
         match self {
             SinkConfig::Stdout(config) => config.name.as_deref().unwrap_or("stdout"),
+            SinkConfig::Webhook(config) => config.name.as_deref().unwrap_or("webhook"),
         }
     }
 
@@ -60,13 +73,24 @@ impl SinkConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         match self {
             SinkConfig::Stdout(config) => config.validate(),
+            SinkConfig::Webhook(config) => config.validate(),
+        }
+    }
+
+    /// Warnings about legal but risky settings.
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            SinkConfig::Stdout(_) => Vec::new(),
+            SinkConfig::Webhook(config) => config.warnings(),
         }
     }
 
     /// Builds the runtime sink. May open connections.
-    pub async fn build(&self) -> Result<Box<dyn Sink>, Error> {
+    pub async fn build(&self, context: &BuildContext) -> Result<Box<dyn Sink>, Error> {
+        let name = self.name().to_string();
         match self {
-            SinkConfig::Stdout(_) => Ok(Box::new(StdoutSink::new(self.name().to_string()))),
+            SinkConfig::Stdout(_) => Ok(Box::new(StdoutSink::new(name))),
+            SinkConfig::Webhook(config) => Ok(Box::new(WebhookSink::build(name, config, context)?)),
         }
     }
 }
@@ -96,10 +120,10 @@ impl SinkSet {
     }
 
     /// Builds every configured sink.
-    pub async fn build(configs: &[&SinkConfig]) -> Result<SinkSet, Error> {
+    pub async fn build(configs: &[&SinkConfig], context: &BuildContext) -> Result<SinkSet, Error> {
         let mut sinks = Vec::with_capacity(configs.len());
         for config in configs {
-            sinks.push(config.build().await?);
+            sinks.push(config.build(context).await?);
         }
         Ok(SinkSet::new(
             sinks,

@@ -1,0 +1,10 @@
+//! The webhook sink: batched, signed, retried HTTP POSTs to a SIEM collector.
+
+mod config;
+mod format;
+mod signing;
+mod sink;
+
+pub use config::{BasicAuthConfig, Compression, WebhookConfig, WebhookFormat};
+pub use signing::Signer;
+pub use sink::WebhookSink;
