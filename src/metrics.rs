@@ -43,7 +43,14 @@ fn labels(pairs: &[(&'static str, &str)]) -> Labels {
 }
 
 impl Registry {
-    fn update(&self, name: &'static str, kind: Kind, help: &'static str, pairs: &[(&'static str, &str)], apply: impl FnOnce(&mut f64)) {
+    fn update(
+        &self,
+        name: &'static str,
+        kind: Kind,
+        help: &'static str,
+        pairs: &[(&'static str, &str)],
+        apply: impl FnOnce(&mut f64),
+    ) {
         let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let family = families.entry(name).or_default();
         family.kind = Some(kind);
@@ -52,12 +59,35 @@ impl Registry {
     }
 
     /// Adds to a counter.
-    pub fn counter_add(&self, name: &'static str, help: &'static str, pairs: &[(&'static str, &str)], value: u64) {
+    pub fn counter_add(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        pairs: &[(&'static str, &str)],
+        value: u64,
+    ) {
         self.update(name, Kind::Counter, help, pairs, |v| *v += value as f64);
     }
 
+    /// Adds a fractional amount to a counter (seconds spent).
+    pub fn update_sum(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        pairs: &[(&'static str, &str)],
+        value: f64,
+    ) {
+        self.update(name, Kind::Counter, help, pairs, |v| *v += value);
+    }
+
     /// Sets a gauge.
-    pub fn gauge_set(&self, name: &'static str, help: &'static str, pairs: &[(&'static str, &str)], value: f64) {
+    pub fn gauge_set(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        pairs: &[(&'static str, &str)],
+        value: f64,
+    ) {
         self.update(name, Kind::Gauge, help, pairs, |v| *v = value);
     }
 
@@ -86,7 +116,10 @@ impl Registry {
                         if idx > 0 {
                             out.push(',');
                         }
-                        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                        let escaped = value
+                            .replace('\\', "\\\\")
+                            .replace('"', "\\\"")
+                            .replace('\n', "\\n");
                         let _ = write!(out, "{key}=\"{escaped}\"");
                     }
                     out.push('}');
@@ -98,6 +131,152 @@ impl Registry {
     }
 }
 
+/// Emit helpers, one per thing that happens, so names and help texts live in one place.
+pub mod emit {
+    use super::global;
+
+    /// An HTTP answer from the Lacework API.
+    pub fn api_request(endpoint: &str, status: &str) {
+        global().counter_add(
+            "lae_api_requests_total",
+            "Lacework API requests by endpoint and status (or error).",
+            &[("endpoint", endpoint), ("status", status)],
+            1,
+        );
+    }
+
+    /// `RateLimit-Remaining` as last seen.
+    pub fn api_ratelimit_remaining(endpoint: &str, remaining: f64) {
+        global().gauge_set(
+            "lae_api_ratelimit_remaining",
+            "RateLimit-Remaining of the last Lacework answer.",
+            &[("endpoint", endpoint)],
+            remaining,
+        );
+    }
+
+    /// A Lacework request retried.
+    pub fn api_retry(endpoint: &str) {
+        global().counter_add(
+            "lae_api_retries_total",
+            "Lacework requests retried after a transient failure.",
+            &[("endpoint", endpoint)],
+            1,
+        );
+    }
+
+    /// Events a sink acknowledged, by type.
+    pub fn events_delivered(sink: &str, event_type: &str, n_events: u64) {
+        global().counter_add(
+            "lae_events_delivered_total",
+            "Events acknowledged by a sink, by sink and type.",
+            &[("sink", sink), ("type", event_type)],
+            n_events,
+        );
+    }
+
+    /// One batch acknowledged by a sink, and how long it took.
+    pub fn sink_delivery(sink: &str, seconds: f64) {
+        global().counter_add(
+            "lae_sink_deliveries_total",
+            "Batches acknowledged by a sink.",
+            &[("sink", sink)],
+            1,
+        );
+        global().update_sum("lae_sink_delivery_seconds_total", "Time spent delivering acknowledged batches (divide by lae_sink_deliveries_total for the mean).", &[("sink", sink)], seconds);
+        global().gauge_set(
+            "lae_sink_last_delivery_seconds",
+            "Duration of the last acknowledged batch.",
+            &[("sink", sink)],
+            seconds,
+        );
+    }
+
+    /// A sink failed to deliver a batch (it will be retried unless the error is fatal).
+    pub fn sink_failure(sink: &str) {
+        global().counter_add(
+            "lae_sink_failures_total",
+            "Failed delivery attempts by sink.",
+            &[("sink", sink)],
+            1,
+        );
+    }
+
+    /// Whether a sink currently accepts deliveries.
+    pub fn sink_up(sink: &str, up: bool) {
+        global().gauge_set(
+            "lae_sink_up",
+            "1 while the sink accepts deliveries, 0 while it is failing.",
+            &[("sink", sink)],
+            if up { 1.0 } else { 0.0 },
+        );
+    }
+
+    /// A window committed.
+    pub fn window_committed(
+        stream: &str,
+        cursor_ms: i64,
+        now_ms: i64,
+        duration_seconds: f64,
+        n_records: u64,
+        n_duplicates: u64,
+    ) {
+        let registry = global();
+        registry.gauge_set(
+            "lae_cursor_timestamp_seconds",
+            "Checkpoint position (Unix seconds): everything before it was delivered.",
+            &[("stream", stream)],
+            cursor_ms as f64 / 1000.0,
+        );
+        registry.gauge_set(
+            "lae_cursor_lag_seconds",
+            "How far the checkpoint is behind now.",
+            &[("stream", stream)],
+            (now_ms - cursor_ms) as f64 / 1000.0,
+        );
+        registry.gauge_set(
+            "lae_window_duration_seconds",
+            "How long the last window took to read and deliver.",
+            &[("stream", stream)],
+            duration_seconds,
+        );
+        registry.gauge_set(
+            "lae_last_poll_success_timestamp_seconds",
+            "When a window was last delivered and committed (Unix seconds).",
+            &[("stream", stream)],
+            now_ms as f64 / 1000.0,
+        );
+        registry.counter_add(
+            "lae_windows_total",
+            "Windows delivered and committed.",
+            &[("stream", stream)],
+            1,
+        );
+        registry.counter_add(
+            "lae_records_read_total",
+            "Audit records read from the API.",
+            &[("stream", stream)],
+            n_records,
+        );
+        registry.counter_add(
+            "lae_duplicates_dropped_total",
+            "Records dropped because their id was already delivered.",
+            &[("stream", stream)],
+            n_duplicates,
+        );
+    }
+
+    /// A window failed and will be read again.
+    pub fn window_failed(stream: &str) {
+        global().counter_add(
+            "lae_window_failures_total",
+            "Windows that failed and will be read again.",
+            &[("stream", stream)],
+            1,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,13 +284,37 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let registry = Registry::default();
-        registry.counter_add("lae_events_total", "Events delivered.", &[("sink", "siem"), ("type", "USER_CREATED")], 2);
-        registry.counter_add("lae_events_total", "Events delivered.", &[("sink", "siem"), ("type", "USER_CREATED")], 3);
-        registry.gauge_set("lae_sink_up", "Whether the sink accepts deliveries.", &[("sink", "a\"b")], 1.0);
+        registry.counter_add(
+            "lae_events_total",
+            "Events delivered.",
+            &[("sink", "siem"), ("type", "USER_CREATED")],
+            2,
+        );
+        registry.counter_add(
+            "lae_events_total",
+            "Events delivered.",
+            &[("sink", "siem"), ("type", "USER_CREATED")],
+            3,
+        );
+        registry.gauge_set(
+            "lae_sink_up",
+            "Whether the sink accepts deliveries.",
+            &[("sink", "a\"b")],
+            1.0,
+        );
         let text = registry.render();
         assert!(text.contains("# TYPE lae_events_total counter\n"), "{text}");
-        assert!(text.contains("lae_events_total{sink=\"siem\",type=\"USER_CREATED\"} 5\n"), "{text}");
+        assert!(
+            text.contains("lae_events_total{sink=\"siem\",type=\"USER_CREATED\"} 5\n"),
+            "{text}"
+        );
         assert!(text.contains("lae_sink_up{sink=\"a\\\"b\"} 1\n"), "{text}");
-        assert_eq!(registry.value("lae_events_total", &[("sink", "siem"), ("type", "USER_CREATED")]), Some(5.0));
+        assert_eq!(
+            registry.value(
+                "lae_events_total",
+                &[("sink", "siem"), ("type", "USER_CREATED")]
+            ),
+            Some(5.0)
+        );
     }
 }

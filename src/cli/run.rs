@@ -123,9 +123,13 @@ pub(crate) async fn build_poller(
     let normalizer = Normalizer::new(&config.events, default_account).map_err(|error| {
         Failure::usage(anyhow::Error::new(error).context("invalid events.rules"))
     })?;
-    let sinks = SinkSet::build(&selected, &loaded.sink_context).await.map_err(|error| {
-        Failure::runtime(anyhow::Error::new(error).context("cannot start the sinks"))
-    })?;
+    let sinks = SinkSet::build(&selected, &loaded.sink_context)
+        .await
+        .map_err(|error| {
+            // Building reads credential files and certificates but connects nowhere, so a failure
+            // here is a configuration problem.
+            Failure::usage(anyhow::Error::new(error).context("invalid sink configuration"))
+        })?;
     sinks.healthcheck().await.map_err(|error| {
         Failure::runtime(anyhow::Error::new(error).context("sink healthcheck failed"))
     })?;

@@ -41,6 +41,12 @@ pub async fn validate(
     text.push_str(&format!("  state:   {}\n", config.state.path.display()));
     let sinks: Vec<&str> = config.sinks.iter().map(|s| s.name()).collect();
     text.push_str(&format!("  sinks:   {}", sinks.join(", ")));
+    // Building reads every sink's credential files and certificates; it connects nowhere.
+    let selected: Vec<_> = config.sinks.iter().collect();
+    let sink_set = SinkSet::build(&selected, &loaded.sink_context)
+        .await
+        .context("invalid sink configuration")
+        .map_err(Failure::usage)?;
     if args.online {
         let client =
             LaceworkClient::new(credentials, &ClientOptions::from_config(&config.lacework))
@@ -52,11 +58,6 @@ pub async fn validate(
             .context("the API key does not work")
             .map_err(Failure::runtime)?;
         text.push_str("\n  online:  token exchange OK");
-        let selected: Vec<_> = config.sinks.iter().collect();
-        let sink_set = SinkSet::build(&selected, &loaded.sink_context)
-            .await
-            .context("cannot start the sinks")
-            .map_err(Failure::runtime)?;
         sink_set
             .healthcheck()
             .await

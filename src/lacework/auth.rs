@@ -98,11 +98,18 @@ impl TokenProvider {
             .json(&body)
             .send()
             .await
-            .map_err(|source| Error::Transport {
-                endpoint: TOKEN_PATH.to_string(),
-                source,
+            .map_err(|source| {
+                crate::metrics::emit::api_request(
+                    TOKEN_PATH,
+                    crate::lacework::client::transport_label(&source),
+                );
+                Error::Transport {
+                    endpoint: TOKEN_PATH.to_string(),
+                    source,
+                }
             })?;
         let status = response.status().as_u16();
+        crate::metrics::emit::api_request(TOKEN_PATH, response.status().as_str());
         let headers = response.headers().clone();
         let bytes = read_body(response, TOKEN_PATH).await?;
         match status {

@@ -160,6 +160,7 @@ impl LaceworkClient {
                         Some(wait) => with_small_jitter(wait),
                         None => self.inner.backoff.delay(attempt),
                     };
+                    crate::metrics::emit::api_retry(endpoint);
                     tracing::warn!(
                         endpoint,
                         attempt = attempt + 1,
@@ -212,12 +213,23 @@ impl LaceworkClient {
             .headers(self.inner.scope_headers.clone())
             .send()
             .await
-            .map_err(|source| Error::Transport {
-                endpoint: AUDIT_LOGS_PATH.to_string(),
-                source,
+            .map_err(|source| {
+                crate::metrics::emit::api_request(AUDIT_LOGS_PATH, transport_label(&source));
+                Error::Transport {
+                    endpoint: AUDIT_LOGS_PATH.to_string(),
+                    source,
+                }
             })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        crate::metrics::emit::api_request(AUDIT_LOGS_PATH, response.status().as_str());
+        if let Some(remaining) = headers
+            .get("ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+        {
+            crate::metrics::emit::api_ratelimit_remaining(AUDIT_LOGS_PATH, remaining);
+        }
         let bytes = read_body(response, AUDIT_LOGS_PATH).await?;
         tracing::debug!(
             endpoint = AUDIT_LOGS_PATH,
@@ -351,6 +363,17 @@ impl AuditLogPager {
 /// Formats epoch milliseconds the way the API documents: `2024-05-01T00:00:00.000Z`.
 pub fn format_api_time(ms: i64) -> String {
     crate::event::format_time_ms(ms).unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_string())
+}
+
+/// A metric label for a request that got no HTTP answer.
+pub(crate) fn transport_label(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect_error"
+    } else {
+        "transport_error"
+    }
 }
 
 /// Reads a whole body; a connection that breaks mid-body is a transport error (retryable).

@@ -173,6 +173,7 @@ impl Poller {
                     );
                 }
                 Err(error) if error.is_retryable() && !once => {
+                    crate::metrics::emit::window_failed(stream);
                     let wait = window_backoff.delay(failures);
                     failures = failures.saturating_add(1);
                     tracing::warn!(

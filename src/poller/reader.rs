@@ -29,10 +29,21 @@ pub struct WindowStats {
     pub n_duplicates: usize,
     /// Records outside a replay window (the API's bounds are inclusive).
     pub n_outside: usize,
+    /// Time spent reading and delivering the window.
+    pub elapsed: std::time::Duration,
 }
 
 impl WindowStats {
+    /// Logs and records the metrics of a committed window.
     pub(crate) fn log_committed(&self, stream: &str, window: Window, n_pruned: usize) {
+        crate::metrics::emit::window_committed(
+            stream,
+            window.end_ms,
+            crate::checkpoint::now_ms(),
+            self.elapsed.as_secs_f64(),
+            self.n_records as u64,
+            self.n_duplicates as u64,
+        );
         tracing::info!(
             stream,
             window.start = %crate::event::format_time_ms(window.start_ms).unwrap_or_default(),
@@ -99,6 +110,7 @@ impl WindowReader {
     ) -> Result<Outcome, Error> {
         let delivered_before = self.store.delivered_since(stream, query.start_ms).await?;
         let mut ids = IdAssigner::default();
+        let started = std::time::Instant::now();
         let mut stats = WindowStats::default();
         let mut batch = Batch::default();
         let mut pager = self.client.audit_logs(query.start_ms, query.end_ms);
@@ -137,6 +149,7 @@ impl WindowReader {
         if self.flush(stream, &mut batch, &mut stats, shutdown).await? == Delivery::Cancelled {
             return Ok(Outcome::Cancelled);
         }
+        stats.elapsed = started.elapsed();
         Ok(Outcome::Completed(stats))
     }
 

@@ -95,6 +95,17 @@ impl SinkConfig {
     }
 }
 
+/// Calls `emit` once per event type present in `batch`, with its count.
+fn count_by_type(batch: &[LifecycleEvent], mut emit: impl FnMut(&str, u64)) {
+    let mut counts = std::collections::BTreeMap::new();
+    for event in batch {
+        *counts.entry(event.event_type.as_str()).or_insert(0u64) += 1;
+    }
+    for (event_type, n) in counts {
+        emit(event_type, n);
+    }
+}
+
 /// How long a delivery in flight may still take once shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -172,7 +183,11 @@ impl SinkSet {
         let mut attempt = 0u32;
         let mut was_failing = false;
         loop {
-            let deliveries = pending.iter().map(|&idx| self.sinks[idx].deliver(batch));
+            let deliveries = pending.iter().map(|&idx| async move {
+                let started = std::time::Instant::now();
+                let result = self.sinks[idx].deliver(batch).await;
+                (result, started.elapsed())
+            });
             // A delivery in flight at shutdown gets a grace period to finish, so a sink is not
             // cut off in the middle of a write (a half-written line, a half-sent request).
             let abandon = async {
@@ -185,9 +200,19 @@ impl SinkSet {
             };
             let mut still_pending = Vec::new();
             let mut wait = None::<Duration>;
-            for (&idx, result) in pending.iter().zip(results) {
+            for (&idx, (result, elapsed)) in pending.iter().zip(results) {
+                let name = self.sinks[idx].name();
+                if result.is_err() {
+                    crate::metrics::emit::sink_failure(name);
+                }
+                crate::metrics::emit::sink_up(name, result.is_ok());
                 match result {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        crate::metrics::emit::sink_delivery(name, elapsed.as_secs_f64());
+                        count_by_type(batch, |event_type, n| {
+                            crate::metrics::emit::events_delivered(name, event_type, n)
+                        });
+                    }
                     Err(error) if error.is_retryable() => {
                         if !was_failing {
                             tracing::warn!(sink = self.sinks[idx].name(), error = %error, "Sink delivery failed; holding the batch and retrying.");

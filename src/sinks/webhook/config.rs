@@ -142,7 +142,10 @@ impl WebhookConfig {
             Err(error) => return invalid("url", format!("{:?} is not a URL: {error}", self.url)),
         };
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return invalid("url", format!("{:?} must be an http or https URL with a host", self.url));
+            return invalid(
+                "url",
+                format!("{:?} must be an http or https URL with a host", self.url),
+            );
         }
         if self.batch_max_events == 0 || self.batch_max_events > 100_000 {
             return invalid("batch_max_events", "must be between 1 and 100000".into());
@@ -154,12 +157,19 @@ impl WebhookConfig {
             return invalid("timeout", "must be at least 1s".into());
         }
         if self.retry_initial.is_zero() || self.retry_initial > self.retry_max {
-            return invalid("retry_initial", "must be above zero and at most retry_max".into());
+            return invalid(
+                "retry_initial",
+                "must be above zero and at most retry_max".into(),
+            );
         }
-        let n_auth = [self.bearer_token_file.is_some(), self.basic.is_some(), self.hec_token_file.is_some()]
-            .into_iter()
-            .filter(|set| *set)
-            .count();
+        let n_auth = [
+            self.bearer_token_file.is_some(),
+            self.basic.is_some(),
+            self.hec_token_file.is_some(),
+        ]
+        .into_iter()
+        .filter(|set| *set)
+        .count();
         if n_auth > 1 {
             return invalid(
                 "bearer_token_file",
@@ -168,10 +178,16 @@ impl WebhookConfig {
         }
         match (self.format, self.hec_token_file.is_some()) {
             (WebhookFormat::SplunkHec, false) => {
-                return invalid("hec_token_file", "format = \"splunk_hec\" needs hec_token_file".into());
+                return invalid(
+                    "hec_token_file",
+                    "format = \"splunk_hec\" needs hec_token_file".into(),
+                );
             }
             (WebhookFormat::Ndjson | WebhookFormat::JsonArray, true) => {
-                return invalid("hec_token_file", "is only used with format = \"splunk_hec\"".into());
+                return invalid(
+                    "hec_token_file",
+                    "is only used with format = \"splunk_hec\"".into(),
+                );
             }
             _ => {}
         }
@@ -189,26 +205,36 @@ impl WebhookConfig {
                 return invalid("headers", format!("{name:?} is not a valid header name"));
             }
             if reqwest::header::HeaderValue::from_str(value).is_err() {
-                return invalid("headers", format!("the value of {name} is not a valid header value"));
+                return invalid(
+                    "headers",
+                    format!("the value of {name} is not a valid header value"),
+                );
             }
         }
         if let Some(basic) = &self.basic
             && basic.user.contains(':')
         {
-            return invalid("basic.user", "a basic-auth user name cannot contain ':'".into());
+            return invalid(
+                "basic.user",
+                "a basic-auth user name cannot contain ':'".into(),
+            );
         }
         Ok(())
     }
 
     /// Warnings about legal but risky settings.
     pub(crate) fn warnings(&self) -> Vec<String> {
-        let has_credentials = self.bearer_token_file.is_some() || self.basic.is_some() || self.hec_token_file.is_some();
-        let loopback = url::Url::parse(&self.url).ok().is_some_and(|url| match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(domain)) => domain == "localhost",
-            None => false,
-        });
+        let has_credentials = self.bearer_token_file.is_some()
+            || self.basic.is_some()
+            || self.hec_token_file.is_some();
+        let loopback = url::Url::parse(&self.url)
+            .ok()
+            .is_some_and(|url| match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(domain)) => domain == "localhost",
+                None => false,
+            });
         if has_credentials && self.url.starts_with("http://") && !loopback {
             vec![format!(
                 "webhook {:?} sends credentials over plain http: use https",

@@ -26,7 +26,9 @@ pub struct Chunk<'a> {
 /// Encodes one event as the format wants it (without framing).
 pub fn encode_event(format: WebhookFormat, hec: &HecFields, event: &LifecycleEvent) -> Vec<u8> {
     match format {
-        WebhookFormat::Ndjson | WebhookFormat::JsonArray => serde_json::to_vec(event).expect("event serializes"),
+        WebhookFormat::Ndjson | WebhookFormat::JsonArray => {
+            serde_json::to_vec(event).expect("event serializes")
+        }
         WebhookFormat::SplunkHec => {
             let mut envelope = json!({
                 "time": event.time.map(|ms| ms as f64 / 1000.0),
@@ -150,25 +152,61 @@ mod tests {
     fn chunks_respect_both_limits_and_keep_order() {
         let events: Vec<_> = (0..10).map(event).collect();
         let one = encode_event(WebhookFormat::Ndjson, &HecFields::default(), &events[0]).len();
-        let by_count = chunk(&events, WebhookFormat::Ndjson, &HecFields::default(), 4, 1 << 20);
-        assert_eq!(by_count.iter().map(|c| c.events.len()).collect::<Vec<_>>(), vec![4, 4, 2]);
-        let by_bytes = chunk(&events, WebhookFormat::Ndjson, &HecFields::default(), 100, 3 * (one + 1) + 2);
-        assert_eq!(by_bytes.iter().map(|c| c.events.len()).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
-        let ids: Vec<_> = by_bytes.iter().flat_map(|c| c.events.iter().map(|e| e.id)).collect();
+        let by_count = chunk(
+            &events,
+            WebhookFormat::Ndjson,
+            &HecFields::default(),
+            4,
+            1 << 20,
+        );
+        assert_eq!(
+            by_count.iter().map(|c| c.events.len()).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
+        let by_bytes = chunk(
+            &events,
+            WebhookFormat::Ndjson,
+            &HecFields::default(),
+            100,
+            3 * (one + 1) + 2,
+        );
+        assert_eq!(
+            by_bytes.iter().map(|c| c.events.len()).collect::<Vec<_>>(),
+            vec![3, 3, 3, 1]
+        );
+        let ids: Vec<_> = by_bytes
+            .iter()
+            .flat_map(|c| c.events.iter().map(|e| e.id))
+            .collect();
         assert_eq!(ids, events.iter().map(|e| e.id).collect::<Vec<_>>());
         for c in &by_bytes {
             assert!(c.body.len() <= 3 * (one + 1) + 2);
-            assert_eq!(c.body.iter().filter(|b| **b == b'\n').count(), c.events.len());
+            assert_eq!(
+                c.body.iter().filter(|b| **b == b'\n').count(),
+                c.events.len()
+            );
         }
         // A single event over the limit is still sent, alone.
-        let tiny = chunk(&events[..2], WebhookFormat::Ndjson, &HecFields::default(), 100, 10);
+        let tiny = chunk(
+            &events[..2],
+            WebhookFormat::Ndjson,
+            &HecFields::default(),
+            100,
+            10,
+        );
         assert_eq!(tiny.len(), 2);
     }
 
     #[test]
     fn json_array_and_hec_bodies_parse() {
         let events: Vec<_> = (0..3).map(event).collect();
-        let chunks = chunk(&events, WebhookFormat::JsonArray, &HecFields::default(), 10, 1 << 20);
+        let chunks = chunk(
+            &events,
+            WebhookFormat::JsonArray,
+            &HecFields::default(),
+            10,
+            1 << 20,
+        );
         let array: Vec<serde_json::Value> = serde_json::from_slice(&chunks[0].body).unwrap();
         assert_eq!(array.len(), 3);
         let hec = HecFields {

@@ -25,21 +25,25 @@ impl Signer {
     pub fn from_secret(text: &str) -> Result<Signer, String> {
         let encoded = text.trim();
         let encoded = encoded.strip_prefix("whsec_").unwrap_or(encoded);
-        let key = STANDARD
-            .decode(encoded)
-            .map_err(|_| "the signing secret is not whsec_ followed by standard base64".to_string())?;
+        let key = STANDARD.decode(encoded).map_err(|_| {
+            "the signing secret is not whsec_ followed by standard base64".to_string()
+        })?;
         if key.is_empty() {
             return Err("the signing secret is empty".to_string());
         }
         if key.len() < 24 {
-            tracing::warn!(bytes = key.len(), "The webhook signing secret is shorter than the 24 bytes the spec asks for.");
+            tracing::warn!(
+                bytes = key.len(),
+                "The webhook signing secret is shorter than the 24 bytes the spec asks for."
+            );
         }
         Ok(Signer { key })
     }
 
     /// The `webhook-signature` value for one delivery attempt.
     pub fn sign(&self, webhook_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+            .expect("HMAC takes any key length");
         mac.update(webhook_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -69,6 +73,9 @@ mod tests {
         let error = Signer::from_secret("whsec_not base64!!").unwrap_err();
         assert!(!error.contains("not base64!!"));
         assert!(Signer::from_secret("whsec_").is_err());
-        assert_eq!(format!("{:?}", Signer::from_secret("AAAA").unwrap()), "Signer([redacted])");
+        assert_eq!(
+            format!("{:?}", Signer::from_secret("AAAA").unwrap()),
+            "Signer([redacted])"
+        );
     }
 }

@@ -10,7 +10,9 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue,
+};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -41,13 +43,20 @@ pub struct WebhookSink {
 enum Attempt {
     Accepted,
     TooLarge,
-    Retry { message: String, wait: Option<Duration> },
+    Retry {
+        message: String,
+        wait: Option<Duration>,
+    },
     Fatal(String),
 }
 
 impl WebhookSink {
     /// Reads the credential files and builds the HTTP client; sends nothing.
-    pub fn build(name: String, config: &WebhookConfig, context: &BuildContext) -> Result<WebhookSink, Error> {
+    pub fn build(
+        name: String,
+        config: &WebhookConfig,
+        context: &BuildContext,
+    ) -> Result<WebhookSink, Error> {
         crate::tls::install_crypto_provider();
         let fatal = |message: String| Error::Fatal {
             sink: name.clone(),
@@ -57,63 +66,92 @@ impl WebhookSink {
         let url = Url::parse(&config.url).map_err(|error| fatal(format!("url: {error}")))?;
         let mut headers = HeaderMap::new();
         for (key, value) in &config.headers {
-            let key = HeaderName::from_bytes(key.as_bytes()).map_err(|error| fatal(format!("headers: {error}")))?;
-            let value = HeaderValue::from_str(value).map_err(|error| fatal(format!("headers: {error}")))?;
+            let key = HeaderName::from_bytes(key.as_bytes())
+                .map_err(|error| fatal(format!("headers: {error}")))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|error| fatal(format!("headers: {error}")))?;
             headers.insert(key, value);
         }
         let authorization = if let Some(path) = &config.bearer_token_file {
-            let token = read_secret(path, credentials_directory).map_err(|m| fatal(format!("bearer_token_file: {m}")))?;
+            let token = read_secret(path, credentials_directory)
+                .map_err(|m| fatal(format!("bearer_token_file: {m}")))?;
             Some(format!("Bearer {}", token.expose()))
         } else if let Some(path) = &config.hec_token_file {
-            let token = read_secret(path, credentials_directory).map_err(|m| fatal(format!("hec_token_file: {m}")))?;
+            let token = read_secret(path, credentials_directory)
+                .map_err(|m| fatal(format!("hec_token_file: {m}")))?;
             Some(format!("Splunk {}", token.expose()))
         } else if let Some(basic) = &config.basic {
             use base64::Engine;
             let password = read_secret(&basic.password_file, credentials_directory)
                 .map_err(|m| fatal(format!("basic.password_file: {m}")))?;
             let pair = format!("{}:{}", basic.user, password.expose());
-            Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+            Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            ))
         } else {
             None
         };
         if let Some(value) = authorization {
-            let mut value = HeaderValue::from_str(&value)
-                .map_err(|_| fatal("the credential file holds characters a header cannot carry".into()))?;
+            let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                fatal("the credential file holds characters a header cannot carry".into())
+            })?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(format::content_type(config.format)));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(format::content_type(config.format)),
+        );
         if config.compression == Compression::Gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         let signer = match &config.signing_secret_file {
             Some(path) => {
-                let secret = read_secret(path, credentials_directory).map_err(|m| fatal(format!("signing_secret_file: {m}")))?;
-                Some(Signer::from_secret(secret.expose()).map_err(|m| fatal(format!("signing_secret_file: {m}")))?)
+                let secret = read_secret(path, credentials_directory)
+                    .map_err(|m| fatal(format!("signing_secret_file: {m}")))?;
+                Some(
+                    Signer::from_secret(secret.expose())
+                        .map_err(|m| fatal(format!("signing_secret_file: {m}")))?,
+                )
             }
             None => None,
         };
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .user_agent(concat!("lacework-audit-exporter/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "lacework-audit-exporter/",
+                env!("CARGO_PKG_VERSION")
+            ))
             // Standard Webhooks: a redirect is a failure, never followed.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &config.ca_file {
-            let pem = read_file(path, credentials_directory).map_err(|m| fatal(format!("ca_file: {m}")))?;
+            let pem = read_file(path, credentials_directory)
+                .map_err(|m| fatal(format!("ca_file: {m}")))?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|error| fatal(format!("ca_file {}: {error}", path.display())))?;
             builder = builder.tls_certs_merge(certificates);
         }
         if let (Some(cert), Some(key)) = (&config.client_cert_file, &config.client_key_file) {
-            let mut pem = read_file(cert, credentials_directory).map_err(|m| fatal(format!("client_cert_file: {m}")))?;
+            let mut pem = read_file(cert, credentials_directory)
+                .map_err(|m| fatal(format!("client_cert_file: {m}")))?;
             pem.push(b'\n');
-            pem.extend(read_file(key, credentials_directory).map_err(|m| fatal(format!("client_key_file: {m}")))?);
-            let identity = reqwest::Identity::from_pem(&pem)
-                .map_err(|_| fatal("client_cert_file/client_key_file: not a PEM certificate and private key".into()))?;
+            pem.extend(
+                read_file(key, credentials_directory)
+                    .map_err(|m| fatal(format!("client_key_file: {m}")))?,
+            );
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+                fatal(
+                    "client_cert_file/client_key_file: not a PEM certificate and private key"
+                        .into(),
+                )
+            })?;
             builder = builder.identity(identity);
         }
-        let http = builder.build().map_err(|error| fatal(format!("cannot build the HTTP client: {error}")))?;
+        let http = builder
+            .build()
+            .map_err(|error| fatal(format!("cannot build the HTTP client: {error}")))?;
         Ok(WebhookSink {
             name,
             url,
@@ -154,8 +192,12 @@ impl WebhookSink {
                     let (left, right) = events.split_at(events.len() / 2);
                     tracing::warn!(sink = %self.name, n_events = events.len(), "Webhook endpoint answered 413; splitting the batch.");
                     for half in [left, right] {
-                        let encoded: Vec<Vec<u8>> = half.iter().map(|e| format::encode_event(self.format, &self.hec, e)).collect();
-                        Box::pin(self.send_chunk(half, format::frame(self.format, &encoded))).await?;
+                        let encoded: Vec<Vec<u8>> = half
+                            .iter()
+                            .map(|e| format::encode_event(self.format, &self.hec, e))
+                            .collect();
+                        Box::pin(self.send_chunk(half, format::frame(self.format, &encoded)))
+                            .await?;
                     }
                     return Ok(());
                 }
@@ -195,13 +237,19 @@ impl WebhookSink {
     }
 
     async fn attempt(&self, webhook_id: &str, body: &[u8]) -> Attempt {
-        let mut request = self.http.post(self.url.clone()).headers(self.headers.clone());
+        let mut request = self
+            .http
+            .post(self.url.clone())
+            .headers(self.headers.clone());
         if let Some(signer) = &self.signer {
             let timestamp = chrono::Utc::now().timestamp();
             request = request
                 .header("webhook-id", webhook_id)
                 .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signer.sign(webhook_id, timestamp, body));
+                .header(
+                    "webhook-signature",
+                    signer.sign(webhook_id, timestamp, body),
+                );
         }
         let payload = match self.compression {
             Compression::None => body.to_vec(),
@@ -253,7 +301,13 @@ impl Sink for WebhookSink {
     }
 
     async fn deliver(&self, batch: &[LifecycleEvent]) -> Result<(), Error> {
-        for chunk in format::chunk(batch, self.format, &self.hec, self.max_events, self.max_bytes) {
+        for chunk in format::chunk(
+            batch,
+            self.format,
+            &self.hec,
+            self.max_events,
+            self.max_bytes,
+        ) {
             tracing::trace!(sink = %self.name, n_events = chunk.events.len(), first = %format::first_time(chunk.events), "Posting a batch.");
             self.send_chunk(chunk.events, chunk.body).await?;
         }
@@ -272,8 +326,13 @@ pub fn webhook_id(events: &[LifecycleEvent]) -> String {
 }
 
 fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
-    encoder.write_all(body).expect("writing to memory cannot fail");
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(body)
+        .expect("writing to memory cannot fail");
     encoder.finish().expect("writing to memory cannot fail")
 }
 
@@ -281,7 +340,9 @@ fn gzip(body: &[u8]) -> Vec<u8> {
 fn without_url(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     if let Some(url) = error.url() {
-        text = text.replace(&format!(" ({url})"), "").replace(url.as_str(), "");
+        text = text
+            .replace(&format!(" ({url})"), "")
+            .replace(url.as_str(), "");
     }
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
