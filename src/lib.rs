@@ -12,6 +12,7 @@ pub mod event;
 pub mod lacework;
 pub mod metrics;
 pub mod poller;
+pub mod service;
 pub mod sinks;
 pub mod telemetry;
 pub mod tls;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::cli::run::{Loaded, run_loaded};
+use crate::cli::run::{Lifecycle, Loaded, run_loaded};
 use crate::cli::{Failure, shutdown_on_signals};
 use crate::config::Config;
 use crate::config::secrets::Credentials;
@@ -110,6 +110,7 @@ type = "stdout"
         },
         args.once,
         shutdown_on_signals(),
+        &Lifecycle::detached(),
     )
     .await;
     if let Some(trickle) = trickle {

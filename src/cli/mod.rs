@@ -161,6 +161,12 @@ impl Failure {
 pub struct Environment {
     /// systemd's `$CREDENTIALS_DIRECTORY`.
     pub credentials_directory: Option<PathBuf>,
+    /// systemd's `$NOTIFY_SOCKET`.
+    pub notify_socket: Option<std::ffi::OsString>,
+    /// systemd's `$WATCHDOG_USEC`.
+    pub watchdog_usec: Option<String>,
+    /// systemd's `$WATCHDOG_PID`.
+    pub watchdog_pid: Option<String>,
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -181,6 +187,9 @@ pub fn main(cli: Cli) -> ExitCode {
     }
     let environment = Environment {
         credentials_directory: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+        notify_socket: std::env::var_os("NOTIFY_SOCKET"),
+        watchdog_usec: std::env::var("WATCHDOG_USEC").ok(),
+        watchdog_pid: std::env::var("WATCHDOG_PID").ok(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

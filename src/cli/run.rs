@@ -2,8 +2,11 @@
 //! normalizer and sinks into a `Poller`.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::checkpoint::CheckpointStore;
@@ -13,6 +16,7 @@ use crate::config::secrets::Credentials;
 use crate::event::Normalizer;
 use crate::lacework::{ClientOptions, LaceworkClient};
 use crate::poller::Poller;
+use crate::service::{HealthPolicy, Notifier, Progress, serve_telemetry};
 use crate::sinks::{BuildContext, SinkSet};
 
 /// A validated configuration with its secrets read.
@@ -143,18 +147,102 @@ pub(crate) async fn build_poller(
     ))
 }
 
-/// `run`: follow the live stream until shutdown (or until caught up, with `--once`).
-pub async fn run(path: &Path, environment: &Environment, args: &RunArgs) -> Result<(), Failure> {
-    let loaded = load(path, environment)?;
-    let shutdown = shutdown_on_signals();
-    run_loaded(&loaded, args.once, shutdown).await
+/// What the live walk reports to a service manager and the telemetry listener.
+pub(crate) struct Lifecycle {
+    pub notifier: Arc<Notifier>,
+    pub progress: Progress,
 }
 
-/// Runs the live walk for an already loaded configuration (also used by `demo`).
+impl Lifecycle {
+    /// No service manager, no listener (the demo).
+    pub(crate) fn detached() -> Lifecycle {
+        Lifecycle {
+            notifier: Arc::new(Notifier::disabled()),
+            progress: Progress::default(),
+        }
+    }
+}
+
+/// `run`: follow the live stream until shutdown (or until caught up, with `--once`). SIGHUP
+/// re-reads the configuration after the current window, keeping the checkpoint.
+pub async fn run(path: &Path, environment: &Environment, args: &RunArgs) -> Result<(), Failure> {
+    let mut loaded = load(path, environment)?;
+    let shutdown = shutdown_on_signals();
+    let lifecycle = Lifecycle {
+        notifier: Arc::new(Notifier::from_env(
+            environment.notify_socket.clone(),
+            environment.watchdog_usec.clone(),
+            environment.watchdog_pid.clone(),
+        )),
+        progress: Progress::default(),
+    };
+    if let Some(listen) = loaded.config.telemetry.listen {
+        let policy = HealthPolicy {
+            max_lag: loaded.config.telemetry.health_max_lag,
+        };
+        serve_telemetry(listen, lifecycle.progress.clone(), policy, shutdown.clone())
+            .await
+            .map_err(|error| {
+                Failure::runtime(
+                    anyhow::Error::new(error)
+                        .context(format!("cannot listen on telemetry.listen = {listen}")),
+                )
+            })?;
+    }
+    spawn_watchdog(&lifecycle, shutdown.clone());
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")
+        .map_err(Failure::runtime)?;
+    loop {
+        let round = shutdown.child_token();
+        let finished = {
+            let walk = run_loaded(&loaded, args.once, round.clone(), &lifecycle);
+            tokio::pin!(walk);
+            let outcome = tokio::select! {
+                result = &mut walk => Some(result),
+                _ = hangup.recv() => None,
+            };
+            if outcome.is_none() {
+                lifecycle.notifier.reloading();
+                tracing::info!("SIGHUP: re-reading the configuration after the current window.");
+                round.cancel();
+                walk.await?;
+            }
+            outcome
+        };
+        if let Some(result) = finished {
+            lifecycle.notifier.stopping();
+            return result;
+        }
+        match load(path, environment) {
+            Ok(reloaded) => {
+                if reloaded.config.telemetry.listen != loaded.config.telemetry.listen {
+                    tracing::warn!(
+                        "telemetry.listen changed; the listener keeps its address until a restart."
+                    );
+                }
+                loaded = reloaded;
+                tracing::info!("Configuration reloaded.");
+            }
+            Err(failure) => tracing::error!(
+                "The new configuration is invalid; keeping the previous one: {:#}",
+                failure.error
+            ),
+        }
+        if shutdown.is_cancelled() {
+            lifecycle.notifier.stopping();
+            return Ok(());
+        }
+    }
+}
+
+/// Runs the live walk for an already loaded configuration (also used by `demo`). Sends
+/// READY=1 once the state database, the sinks and the first access token are good.
 pub(crate) async fn run_loaded(
     loaded: &Loaded,
     once: bool,
-    shutdown: tokio_util::sync::CancellationToken,
+    shutdown: CancellationToken,
+    lifecycle: &Lifecycle,
 ) -> Result<(), Failure> {
     let store = open_store(&loaded.config).await?;
     let stream = live_stream_key(
@@ -162,7 +250,9 @@ pub(crate) async fn run_loaded(
         loaded.credentials.sub_account.as_deref(),
         loaded.config.lacework.org_access,
     );
-    let poller = build_poller(loaded, store, &[]).await?;
+    let poller = build_poller(loaded, store, &[])
+        .await?
+        .with_progress(lifecycle.progress.clone());
     tracing::info!(
         stream,
         api = %loaded.credentials.api_origin,
@@ -170,6 +260,11 @@ pub(crate) async fn run_loaded(
         state = %loaded.config.state.path.display(),
         "Exporter starting."
     );
+    if !wait_for_api(&poller, once, &shutdown, &lifecycle.notifier).await? {
+        return Ok(());
+    }
+    lifecycle.notifier.ready();
+    lifecycle.notifier.status(&format!("Exporting {stream}"));
     let result = poller.run_live(&stream, once, &shutdown).await;
     let closed = poller.sinks().close().await;
     result
@@ -179,6 +274,77 @@ pub(crate) async fn run_loaded(
         .map_err(Failure::runtime)?;
     tracing::info!(stream, "Exporter stopped.");
     Ok(())
+}
+
+/// Obtains the first token. A daemon keeps trying through transient failures (Lacework
+/// down at boot); bad credentials stop it. Returns `false` when shutdown came first.
+async fn wait_for_api(
+    poller: &crate::poller::Poller,
+    once: bool,
+    shutdown: &CancellationToken,
+    notifier: &Notifier,
+) -> Result<bool, Failure> {
+    let backoff = crate::backoff::Backoff {
+        initial: Duration::from_secs(5),
+        max: Duration::from_secs(120),
+    };
+    let mut attempt = 0;
+    loop {
+        let checked = tokio::select! {
+            () = shutdown.cancelled() => return Ok(false),
+            checked = poller.check_api() => checked,
+        };
+        match checked {
+            Ok(()) => return Ok(true),
+            Err(error) if error.is_retryable() && !once => {
+                let wait = backoff.delay(attempt);
+                attempt += 1;
+                notifier.status(&format!("Waiting for the Lacework API: {error}"));
+                tracing::warn!(error = %error, wait_secs = wait.as_secs(), "Cannot obtain an access token yet; retrying.");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(false),
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+            Err(error) => {
+                return Err(Failure::runtime(
+                    anyhow::Error::new(error).context("cannot obtain an access token"),
+                ));
+            }
+        }
+    }
+}
+
+/// Sends WATCHDOG=1 every half timeout while the poll loop makes progress, and stops when
+/// it does not, so that systemd restarts a hung exporter.
+fn spawn_watchdog(lifecycle: &Lifecycle, shutdown: CancellationToken) {
+    let Some(timeout) = lifecycle.notifier.watchdog_timeout() else {
+        return;
+    };
+    let notifier = Arc::clone(&lifecycle.notifier);
+    let progress = lifecycle.progress.clone();
+    tokio::spawn(async move {
+        let mut stalled = false;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(timeout / 2) => {}
+            }
+            if progress.is_alive(timeout) {
+                if stalled {
+                    tracing::info!("The poll loop progresses again; watchdog keep-alives resume.");
+                }
+                stalled = false;
+                notifier.watchdog();
+            } else if !stalled {
+                stalled = true;
+                tracing::warn!(
+                    timeout_secs = timeout.as_secs(),
+                    "No progress within the watchdog timeout; withholding keep-alives so the service manager restarts the exporter."
+                );
+            }
+        }
+    });
 }
 
 #[cfg(test)]

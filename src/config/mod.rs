@@ -8,6 +8,7 @@ mod events;
 mod lacework;
 mod poll;
 pub mod secrets;
+mod telemetry;
 mod units;
 
 use std::fmt;
@@ -21,6 +22,7 @@ pub use lacework::{
     parse_base_url as lacework_origin_from_base_url,
 };
 pub use poll::{PollConfig, StateConfig};
+pub use telemetry::TelemetryConfig;
 pub use units::ByteSize;
 
 use crate::sinks::SinkConfig;
@@ -43,6 +45,9 @@ pub struct Config {
     /// Where events go. At least one.
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
+    /// Metrics and health endpoints.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// A configuration problem, with the key it concerns and, when known, the file and line.
@@ -128,6 +133,7 @@ impl Config {
         self.poll.validate()?;
         self.state.validate(&self.poll)?;
         self.events.validate()?;
+        self.telemetry.validate(&self.poll)?;
         if self.sinks.is_empty() {
             return Err(ConfigError::invalid(
                 "sinks",

@@ -17,6 +17,7 @@ use crate::checkpoint::{CheckpointStore, ReplayJob, now_ms};
 use crate::config::PollConfig;
 use crate::event::Normalizer;
 use crate::lacework::LaceworkClient;
+use crate::service::Progress;
 use crate::sinks::SinkSet;
 
 pub use reader::WindowStats;
@@ -71,6 +72,7 @@ pub struct Poller {
     store: CheckpointStore,
     poll: PollConfig,
     retention: Duration,
+    progress: Progress,
 }
 
 impl Poller {
@@ -83,12 +85,26 @@ impl Poller {
         poll: PollConfig,
         retention: Duration,
     ) -> Poller {
+        let progress = Progress::default();
         Poller {
-            reader: WindowReader::new(client, normalizer, sinks, store.clone()),
+            reader: WindowReader::new(client, normalizer, sinks, store.clone(), progress.clone()),
             store,
             poll,
             retention,
+            progress,
         }
+    }
+
+    /// Progress marks for the watchdog and `/healthz`; replaces the poller's own.
+    pub fn with_progress(mut self, progress: Progress) -> Poller {
+        self.reader.set_progress(progress.clone());
+        self.progress = progress;
+        self
+    }
+
+    /// Obtains an access token, proving the API key works.
+    pub async fn check_api(&self) -> Result<(), Error> {
+        Ok(self.reader.client().check_credentials().await?)
     }
 
     /// The sinks, e.g. to close them at exit.
@@ -141,6 +157,7 @@ impl Poller {
                     return Ok(());
                 }
                 tracing::debug!(stream, "Caught up; waiting for the next poll.");
+                self.progress.idle();
                 if sleep_or_shutdown(self.poll.interval, shutdown).await {
                     return Ok(());
                 }
@@ -155,6 +172,7 @@ impl Poller {
                     self.store
                         .commit(stream, Vec::new(), Some(window.end_ms))
                         .await?;
+                    self.progress.committed(window.end_ms);
                     let pruned = self
                         .store
                         .prune(stream, window.end_ms - self.retention.as_millis() as i64)

@@ -10,6 +10,7 @@ use crate::event::{IdAssigner, LifecycleEvent, Normalizer, RecordId, content_dig
 use crate::lacework::{AuditLog, LaceworkClient};
 use crate::poller::Error;
 use crate::poller::window::Window;
+use crate::service::Progress;
 use crate::sinks::{Delivery, SinkSet};
 
 /// Events are delivered in batches of at most this many, sorted by time within a batch. A
@@ -72,6 +73,7 @@ pub struct WindowReader {
     normalizer: Normalizer,
     sinks: SinkSet,
     store: CheckpointStore,
+    progress: Progress,
 }
 
 /// Events waiting for delivery and the ids they carry.
@@ -86,13 +88,23 @@ impl WindowReader {
         normalizer: Normalizer,
         sinks: SinkSet,
         store: CheckpointStore,
+        progress: Progress,
     ) -> WindowReader {
         WindowReader {
             client,
             normalizer,
             sinks,
             store,
+            progress,
         }
+    }
+
+    pub fn set_progress(&mut self, progress: Progress) {
+        self.progress = progress;
+    }
+
+    pub fn client(&self) -> &LaceworkClient {
+        &self.client
     }
 
     pub fn sinks(&self) -> &SinkSet {
@@ -121,6 +133,7 @@ impl WindowReader {
             };
             let Some(page) = page else { break };
             stats.pages += 1;
+            self.progress.touch();
             stats.n_records += page.records.len();
             for raw in &page.records {
                 let Some(event) = self
@@ -219,6 +232,7 @@ impl WindowReader {
         stats.n_events += delivered.len();
         batch.events.clear();
         self.store.commit(stream, delivered, None).await?;
+        self.progress.touch();
         Ok(Delivery::Delivered)
     }
 }

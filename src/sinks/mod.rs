@@ -6,6 +6,7 @@
 //! waits), or stops at the first fatal error. The poller commits only after it returns `Ok`.
 
 mod error;
+pub mod kafka;
 mod stdout;
 pub mod webhook;
 
@@ -19,6 +20,7 @@ use crate::backoff::Backoff;
 use crate::event::LifecycleEvent;
 
 pub use error::Error;
+pub use kafka::{KafkaConfig, KafkaSink};
 pub use stdout::{StdoutConfig, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};
 
@@ -56,6 +58,8 @@ pub trait Sink: Send + Sync {
 pub enum SinkConfig {
     /// Newline-delimited JSON on standard output.
     Stdout(StdoutConfig),
+    /// One message per event through an idempotent Kafka producer.
+    Kafka(KafkaConfig),
     /// Batched, signed HTTP POSTs.
     Webhook(WebhookConfig),
 }
@@ -65,6 +69,7 @@ impl SinkConfig {
     pub fn name(&self) -> &str {
         match self {
             SinkConfig::Stdout(config) => config.name.as_deref().unwrap_or("stdout"),
+            SinkConfig::Kafka(config) => config.sink_name(),
             SinkConfig::Webhook(config) => config.name.as_deref().unwrap_or("webhook"),
         }
     }
@@ -73,6 +78,7 @@ impl SinkConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         match self {
             SinkConfig::Stdout(config) => config.validate(),
+            SinkConfig::Kafka(config) => config.validate(),
             SinkConfig::Webhook(config) => config.validate(),
         }
     }
@@ -81,6 +87,7 @@ impl SinkConfig {
     pub fn warnings(&self) -> Vec<String> {
         match self {
             SinkConfig::Stdout(_) => Vec::new(),
+            SinkConfig::Kafka(config) => config.warnings(),
             SinkConfig::Webhook(config) => config.warnings(),
         }
     }
@@ -90,6 +97,7 @@ impl SinkConfig {
         let name = self.name().to_string();
         match self {
             SinkConfig::Stdout(_) => Ok(Box::new(StdoutSink::new(name))),
+            SinkConfig::Kafka(config) => Ok(Box::new(KafkaSink::build(name, config, context)?)),
             SinkConfig::Webhook(config) => Ok(Box::new(WebhookSink::build(name, config, context)?)),
         }
     }

@@ -1,0 +1,131 @@
+//! One event as one Kafka message: topic, key, headers and value, computed before anything
+//! is enqueued so a batch is encoded once however often it is retried.
+
+use rdkafka::message::{Header, OwnedHeaders};
+
+use crate::event::LifecycleEvent;
+use crate::sinks::kafka::{KafkaKey, TopicTemplate};
+
+/// An encoded message, ready to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The rendered topic.
+    pub topic: String,
+    /// The partition key; `None` is a null key.
+    pub key: Option<String>,
+    /// `(name, value)` headers; a `None` value is a null header value.
+    pub headers: Vec<(&'static str, Option<String>)>,
+    /// The event JSON, exactly one stdout line without its newline.
+    pub value: Vec<u8>,
+}
+
+impl Message {
+    /// Encodes `event`.
+    pub fn encode(event: &LifecycleEvent, topic: &TopicTemplate, key: KafkaKey) -> Message {
+        let mut value = Vec::with_capacity(512);
+        event.write_json_line(&mut value);
+        value.pop();
+        let key = match key {
+            KafkaKey::Target => event.target.clone(),
+            KafkaKey::Actor => event.actor.clone(),
+            KafkaKey::Account => event.account.clone(),
+            KafkaKey::Id => Some(event.id.to_string()),
+            KafkaKey::None => None,
+        };
+        Message {
+            topic: topic.render(event),
+            key,
+            headers: vec![
+                ("schema", Some(event.schema.to_string())),
+                ("type", Some(event.event_type.as_str().to_string())),
+                ("id", Some(event.id.to_string())),
+                ("account", event.account.clone()),
+            ],
+            value,
+        }
+    }
+
+    /// The headers in librdkafka's form.
+    pub fn owned_headers(&self) -> OwnedHeaders {
+        let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: value.as_deref(),
+            });
+        }
+        headers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::message::Headers;
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::event::{EventType, RecordId, SCHEMA};
+
+    fn event() -> LifecycleEvent {
+        LifecycleEvent {
+            schema: SCHEMA,
+            id: RecordId::from_hex("0123456789abcdef0123456789abcdef").unwrap(),
+            event_type: EventType::UserCreated,
+            time: Some(1_793_524_502_123),
+            account: Some("ACME".into()),
+            actor: Some("admin@acme.com".into()),
+            target: None,
+            action: Some("User Created".into()),
+            description: None,
+            raw: RawValue::from_string(r#"{"accountName":"ACME"}"#.into()).unwrap(),
+        }
+    }
+
+    fn check(key: KafkaKey, expected: Option<&str>) {
+        let template = TopicTemplate::parse("lacework.{type}").unwrap();
+        let message = Message::encode(&event(), &template, key);
+        assert_eq!(message.key.as_deref(), expected, "{key:?}");
+    }
+
+    #[test]
+    fn keys_follow_the_setting() {
+        check(KafkaKey::Target, None);
+        check(KafkaKey::Actor, Some("admin@acme.com"));
+        check(KafkaKey::Account, Some("ACME"));
+        check(KafkaKey::Id, Some("0123456789abcdef0123456789abcdef"));
+        check(KafkaKey::None, None);
+    }
+
+    #[test]
+    fn value_is_the_stdout_line_and_headers_carry_the_envelope() {
+        let event = event();
+        let template = TopicTemplate::parse("lacework.{type}").unwrap();
+        let message = Message::encode(&event, &template, KafkaKey::Id);
+        let mut line = Vec::new();
+        event.write_json_line(&mut line);
+        assert_eq!(message.value, line[..line.len() - 1]);
+        assert_eq!(message.topic, "lacework.USER_CREATED");
+        let headers = message.owned_headers();
+        let pairs: Vec<(String, Option<String>)> = headers
+            .iter()
+            .map(|h| {
+                (
+                    h.key.to_string(),
+                    h.value.map(|v| String::from_utf8_lossy(v).into_owned()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("schema".to_string(), Some(SCHEMA.to_string())),
+                ("type".to_string(), Some("USER_CREATED".to_string())),
+                (
+                    "id".to_string(),
+                    Some("0123456789abcdef0123456789abcdef".to_string())
+                ),
+                ("account".to_string(), Some("ACME".to_string())),
+            ]
+        );
+    }
+}
