@@ -61,7 +61,8 @@ pub enum SinkConfig {
     /// One message per event through an idempotent Kafka producer.
     Kafka(KafkaConfig),
     /// Batched, signed HTTP POSTs.
-    Webhook(WebhookConfig),
+    // Boxed: config is built once, and this keeps the enum small.
+    Webhook(Box<WebhookConfig>),
 }
 
 impl SinkConfig {
