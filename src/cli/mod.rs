@@ -4,6 +4,7 @@
 //! 1 a runtime failure (API, sink, state), 2 a usage or configuration error (nothing started).
 
 mod demo;
+mod generate;
 mod replay;
 mod run;
 mod state;
@@ -74,6 +75,14 @@ pub enum Command {
     /// Run the real poller against an embedded fake Lacework API (no account needed) and
     /// print events to stdout until Ctrl-C.
     Demo(demo::DemoArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    Manpage,
 }
 
 /// `run` options.
@@ -220,6 +229,8 @@ async fn dispatch(cli: Cli, environment: Environment) -> Result<(), Failure> {
         Command::State(command) => state::state(&cli.config, &environment, &command).await,
         Command::Validate(args) => validate::validate(&cli.config, &environment, &args).await,
         Command::Demo(args) => demo::demo(&args).await,
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Manpage => generate::manpage(),
     }
 }
 
