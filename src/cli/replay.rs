@@ -1,11 +1,13 @@
 //! `replay`: re-emit a past range to the sinks with its own resumable progress.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::anyhow;
 
 use crate::checkpoint::{ReplayJob, now_ms};
 use crate::cli::run::{build_poller, load, open_store};
+use crate::cli::times::TimeArg;
 use crate::cli::{Environment, Failure, ReplayArgs, shutdown_on_signals};
 use crate::event::format_time_ms;
 use crate::poller::ReplayOutcome;
@@ -37,8 +39,20 @@ pub async fn replay(
         (false, _) => None,
         (true, Some((from, to))) => {
             let found = saved
+                .iter()
+                .find(|job| job.from_ms == from && job.to_ms == to)
+                .cloned();
+            let relative = [args.from, args.to.or(Some(TimeArg::Ago(Duration::ZERO)))]
                 .into_iter()
-                .find(|job| job.from_ms == from && job.to_ms == to);
+                .flatten()
+                .any(|time| matches!(time, TimeArg::Ago(_)));
+            if found.is_none() && relative && !saved.is_empty() {
+                // "36h" means another instant every time it is read, so it can never name the
+                // interrupted range again; starting over silently would surprise.
+                return Err(Failure::usage(anyhow!(
+                    "--resume with a relative --from/--to cannot find the interrupted range again: run `replay --resume` alone, or give the absolute times shown by `state show`"
+                )));
+            }
             if found.is_none() {
                 tracing::info!(from = %show(from), to = %show(to), "No interrupted replay of this range; starting from its beginning.");
             }

@@ -134,9 +134,20 @@ pub(crate) async fn build_poller(
             // here is a configuration problem.
             Failure::usage(anyhow::Error::new(error).context("invalid sink configuration"))
         })?;
-    sinks.healthcheck().await.map_err(|error| {
-        Failure::runtime(anyhow::Error::new(error).context("sink healthcheck failed"))
-    })?;
+    match sinks.healthcheck().await {
+        Ok(()) => {}
+        // A destination that is down at start is an outage like any other: deliveries wait for
+        // it. Refused credentials or a missing topic will not heal by waiting.
+        Err(error) if error.is_retryable() => tracing::warn!(
+            error = %error,
+            "A sink is unreachable at startup; deliveries will wait for it."
+        ),
+        Err(error) => {
+            return Err(Failure::runtime(
+                anyhow::Error::new(error).context("sink healthcheck failed"),
+            ));
+        }
+    }
     Ok(Poller::new(
         client,
         normalizer,

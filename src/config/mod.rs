@@ -171,7 +171,8 @@ fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
     let line = error.span().map(|span| line_at(text, span.start));
     let key = error
         .span()
-        .and_then(|span| key_at_offset(text, span.start));
+        .and_then(|span| key_at_offset(text, span.start))
+        .map(|key| refine_key_in_table(text, &key, error.message()).unwrap_or(key));
     ConfigError {
         file: None,
         key,
@@ -214,6 +215,42 @@ fn key_at_offset(text: &str, offset: usize) -> Option<String> {
     }
     let document = DeTable::parse(text).ok()?;
     search_table(document.get_ref(), offset, "")
+}
+
+/// Errors inside an internally tagged table (a `[[sinks]]` entry) point at the whole table.
+/// When the message names one of its keys (`unknown field `x``) or quotes one of its values,
+/// that key is the one meant.
+fn refine_key_in_table(text: &str, key: &str, message: &str) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    let document = DeTable::parse(text).ok()?;
+    let mut table: &DeTable<'_> = document.get_ref();
+    for segment in key.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let (_, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == name)?;
+        let value = match (value.get_ref(), index) {
+            (DeValue::Array(array), Some(index)) => array.get(index)?.get_ref(),
+            (value, _) => value,
+        };
+        let DeValue::Table(inner) = value else {
+            return None;
+        };
+        table = inner;
+    }
+    let named = table
+        .iter()
+        .find(|(k, _)| message.contains(&format!("`{}`", k.get_ref())));
+    let quoted = || {
+        table.iter().find(|(_, v)| {
+            let source = text.get(v.span()).unwrap_or("").trim().trim_matches('"');
+            source.len() > 2 && message.contains(source)
+        })
+    };
+    named
+        .or_else(quoted)
+        .map(|(k, _)| format!("{key}.{}", k.get_ref()))
 }
 
 /// Finds the line of a dotted key path such as `poll.window` or `sinks[1].url`.

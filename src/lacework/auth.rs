@@ -130,7 +130,7 @@ impl TokenProvider {
                     status,
                     endpoint: TOKEN_PATH.to_string(),
                     message: api_message(&bytes),
-                    retry_after: crate::backoff::server_wait(&headers),
+                    retry_after: crate::backoff::server_wait(status, &headers),
                 });
             }
         }

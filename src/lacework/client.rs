@@ -266,7 +266,7 @@ impl LaceworkClient {
                 status,
                 endpoint: AUDIT_LOGS_PATH.to_string(),
                 message: api_message(&bytes),
-                retry_after: server_wait(&headers),
+                retry_after: server_wait(status, &headers),
             }),
         }
     }

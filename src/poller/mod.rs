@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::checkpoint::{CheckpointStore, ReplayJob, now_ms};
+use crate::checkpoint::{CheckpointStore, Cursor, ReplayJob, now_ms};
 use crate::config::PollConfig;
 use crate::event::Normalizer;
 use crate::lacework::LaceworkClient;
@@ -147,11 +147,15 @@ impl Poller {
                         start = %crate::event::format_time_ms(start).unwrap_or_default(),
                         "No checkpoint yet; starting poll.lookback ago."
                     );
-                    start
+                    Cursor {
+                        position_ms: start,
+                        origin_ms: start,
+                    }
                 }
             };
             let limit = once_limit.unwrap_or_else(|| live_limit(now_ms(), self.poll.settle));
-            let Some(window) = next_window(cursor, limit, max_window, min_window) else {
+            let Some(window) = next_window(cursor.position_ms, limit, max_window, min_window)
+            else {
                 if once {
                     tracing::info!(stream, "Caught up; exiting (--once).");
                     return Ok(());
@@ -164,13 +168,23 @@ impl Poller {
                 continue;
             };
             let query = Window {
-                start_ms: window.start_ms - self.poll.overlap.as_millis() as i64,
+                start_ms: (window.start_ms - self.poll.overlap.as_millis() as i64)
+                    .max(cursor.origin_ms),
                 end_ms: window.end_ms,
             };
+            // Working from here on: a first request that hangs must not look idle.
+            self.progress.touch();
             match self.reader.read(stream, query, None, shutdown).await {
                 Ok(Outcome::Completed(stats)) => {
                     self.store
-                        .commit(stream, Vec::new(), Some(window.end_ms))
+                        .commit(
+                            stream,
+                            Vec::new(),
+                            Some(Cursor {
+                                position_ms: window.end_ms,
+                                origin_ms: cursor.origin_ms,
+                            }),
+                        )
                         .await?;
                     self.progress.committed(window.end_ms);
                     let pruned = self

@@ -1,1 +1,16 @@
+//! Integration tests: the built exporter binary against the fake Lacework API on loopback,
+//! with real SQLite state files in temporary directories.
 
+mod classify;
+mod cli;
+mod daemon;
+mod demo;
+mod faults;
+mod kafka;
+mod replay;
+mod run;
+mod security;
+mod service;
+mod stdout;
+mod support;
+mod webhook;

@@ -49,9 +49,9 @@ pub struct KafkaConfig {
     /// move meanwhile.
     #[serde(default = "default_delivery_timeout", with = "humantime_serde")]
     pub delivery_timeout: Duration,
-    /// How long a batch may wait for acknowledgements before the sink counts as down: a WARN
-    /// log (once per change of state) and `lae_sink_up{sink}` = 0. The batch keeps waiting
-    /// until it is acknowledged or `delivery_timeout` passes.
+    /// How long a batch may go without any delivery report before the sink counts as down: a
+    /// WARN log (once per change of state) and `lae_sink_up{sink}` = 0. The batch keeps
+    /// waiting until it is acknowledged or `delivery_timeout` passes.
     #[serde(default = "default_stall_timeout", with = "humantime_serde")]
     pub stall_timeout: Duration,
     /// After this many batches in a row whose messages timed out, the producer is thrown
@@ -438,6 +438,30 @@ mod tests {
             "recreate_after_timeouts = 0",
             Err(("recreate_after_timeouts", "at least 1")),
         );
+    }
+
+    #[test]
+    fn the_commented_example_in_config_example_toml_is_valid() {
+        let example = include_str!("../../../config.example.toml");
+        let start = example.find("# type = \"kafka\"").expect("a kafka example");
+        let table: String = example[start..]
+            .lines()
+            .skip(1)
+            .map_while(|line| line.strip_prefix('#'))
+            .map(|line| line.strip_prefix(' ').unwrap_or(line))
+            .map(|line| {
+                if line == "[sinks.properties]" {
+                    "[properties]"
+                } else {
+                    line
+                }
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config: KafkaConfig = toml::from_str(&table).unwrap_or_else(|e| panic!("{table}: {e}"));
+        config.validate().unwrap();
+        assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+        assert_eq!(config.properties.len(), 5, "{table}");
     }
 
     #[test]

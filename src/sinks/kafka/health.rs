@@ -1,5 +1,6 @@
 //! The sink's view of its brokers (up, down, refused), fed by deliveries and by librdkafka's
-//! callbacks, logged once per change of state and exported as `lae_sink_up{sink}`.
+//! callbacks, logged once per change of state and exported as `lae_sink_up{sink}` (also set
+//! by `SinkSet` after each delivery; this module adds the changes seen while a batch waits).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,7 +56,7 @@ impl Health {
             tracing::info!(sink = %self.sink, "Kafka brokers acknowledge messages again.");
         }
         if previous != Link::Up {
-            emit_sink_up(&self.sink, true);
+            crate::metrics::emit::sink_up(&self.sink, true);
         }
     }
 
@@ -68,7 +69,7 @@ impl Health {
                 reason,
                 "Kafka brokers are not acknowledging; holding the batch and retrying until they do."
             );
-            emit_sink_up(&self.sink, false);
+            crate::metrics::emit::sink_up(&self.sink, false);
         }
     }
 
@@ -163,16 +164,6 @@ impl ClientContext for KafkaContext {
         self.health
             .on_client_error(error.rdkafka_error_code(), reason);
     }
-}
-
-/// `lae_sink_up{sink}`: 1 while the sink's destination acknowledges, 0 while it does not.
-pub fn emit_sink_up(sink: &str, up: bool) {
-    crate::metrics::global().gauge_set(
-        "lae_sink_up",
-        "Whether the sink's destination acknowledges deliveries (1) or not (0).",
-        &[("sink", sink)],
-        if up { 1.0 } else { 0.0 },
-    );
 }
 
 /// `lae_kafka_messages_acknowledged_total{sink}`.

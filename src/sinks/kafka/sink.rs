@@ -140,18 +140,22 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Fails fast on a refusal a callback saw; marks the sink down when the batch stalls.
-    fn watch(&self, started: Instant, brokers_down_before: u64) -> Result<(), Error> {
+    /// Fails fast on a refusal a callback saw; marks the sink down when no delivery report
+    /// came for `stall_timeout` (since `progress`, the batch's start or its last report).
+    fn watch(&self, progress: Instant, brokers_down_before: u64) -> Result<(), Error> {
         if let Some(refused) = self.health.refused() {
             return Err(self.fatal(refused));
         }
-        if started.elapsed() >= self.stall_timeout {
-            let reason = self.health.last_error().unwrap_or_else(|| {
-                format!(
-                    "no acknowledgement within {}",
-                    humantime::format_duration(self.stall_timeout)
-                )
-            });
+        if progress.elapsed() >= self.stall_timeout {
+            let last_error = self
+                .health
+                .last_error()
+                .map(|error| format!("; last broker error: {error}"))
+                .unwrap_or_default();
+            let reason = format!(
+                "no acknowledgement for {}{last_error}",
+                humantime::format_duration(self.stall_timeout)
+            );
             self.health.set_down(&reason);
         } else if self.health.all_brokers_down_count() > brokers_down_before {
             let reason = self
@@ -170,7 +174,7 @@ impl KafkaSink {
         messages: &[Message],
     ) -> Result<Outcome, Error> {
         let producer = self.producer();
-        let started = Instant::now();
+        let mut progress = Instant::now();
         let brokers_down_before = self.health.all_brokers_down_count();
         let mut outcome = Outcome::default();
         let mut pending = FuturesUnordered::new();
@@ -191,8 +195,11 @@ impl KafkaSink {
                         // Backpressure: wait for acknowledgements to make room in the queue.
                         record = returned;
                         tokio::select! {
-                            Some((done, result)) = pending.next() => outcome.record(self, events[done], &messages[done].topic, result),
-                            () = tokio::time::sleep(WATCH_INTERVAL) => self.watch(started, brokers_down_before)?,
+                            Some((done, result)) = pending.next() => {
+                                progress = Instant::now();
+                                outcome.record(self, events[done], &messages[done].topic, result);
+                            }
+                            () = tokio::time::sleep(WATCH_INTERVAL) => self.watch(progress, brokers_down_before)?,
                         }
                     }
                     Err((error, _)) => {
@@ -207,10 +214,10 @@ impl KafkaSink {
         while !pending.is_empty() {
             tokio::select! {
                 Some((idx, result)) = pending.next() => {
-                    let topic = &messages[idx].topic;
-                    outcome.record(self, events[idx], topic, result);
+                    progress = Instant::now();
+                    outcome.record(self, events[idx], &messages[idx].topic, result);
                 }
-                _ = watch.tick() => self.watch(started, brokers_down_before)?,
+                _ = watch.tick() => self.watch(progress, brokers_down_before)?,
             }
         }
         Ok(outcome)
@@ -582,6 +589,48 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(metric("lae_sink_up", "mock-down"), Some(1.0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_flushes_within_flush_timeout_and_reports_what_was_left() {
+        let cluster = mock_cluster();
+        let sink = sink(
+            "mock-close",
+            &cluster.bootstrap_servers(),
+            "flush_timeout = \"1s\"\n",
+        );
+        sink.deliver(&events(2)).await.unwrap();
+        cluster.broker_down(1).unwrap();
+        // A delivery abandoned at shutdown leaves its messages in the producer queue.
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(300), sink.deliver(&events(10))).await;
+        assert!(
+            abandoned.is_err(),
+            "the broker is down, so the batch cannot be acknowledged"
+        );
+        let started = Instant::now();
+        let error = sink.close().await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "close took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("10 messages not acknowledged within flush_timeout 1s"),
+            "{error}"
+        );
+        cluster.broker_up(1).unwrap();
+        // Once the broker is back the queue drains; the producer may still be in its
+        // reconnect backoff, so give it a few flush periods.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Err(error) = sink.close().await {
+            assert!(
+                Instant::now() < deadline,
+                "the queue never drained: {error}"
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

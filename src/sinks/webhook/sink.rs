@@ -237,14 +237,15 @@ impl WebhookSink {
     }
 
     async fn attempt(&self, webhook_id: &str, body: &[u8]) -> Attempt {
+        // The id goes out signed or not: it is the receiver's idempotency key.
         let mut request = self
             .http
             .post(self.url.clone())
-            .headers(self.headers.clone());
+            .headers(self.headers.clone())
+            .header("webhook-id", webhook_id);
         if let Some(signer) = &self.signer {
             let timestamp = chrono::Utc::now().timestamp();
             request = request
-                .header("webhook-id", webhook_id)
                 .header("webhook-timestamp", timestamp.to_string())
                 .header(
                     "webhook-signature",
