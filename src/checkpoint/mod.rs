@@ -178,9 +178,14 @@ impl CheckpointStore {
     }
 
     /// Whether one id was delivered on the stream.
-    pub async fn is_delivered(&self, stream: &str, id: RecordId) -> Result<bool, Error> {
+    pub async fn is_delivered(
+        &self,
+        stream: &str,
+        id: RecordId,
+        time_ms: Option<i64>,
+    ) -> Result<bool, Error> {
         let stream = stream.to_string();
-        self.with_connection(move |c| sqlite::is_delivered(c, &stream, id))
+        self.with_connection(move |c| sqlite::is_delivered(c, &stream, id, time_ms))
             .await
     }
 

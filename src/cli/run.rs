@@ -154,7 +154,7 @@ pub(crate) async fn build_poller(
         sinks,
         store,
         config.poll.clone(),
-        config.state.retention,
+        config.state.effective_retention(&config.poll),
     ))
 }
 

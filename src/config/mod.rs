@@ -388,6 +388,16 @@ type = "stdout"
     }
 
     #[test]
+    fn the_longest_window_and_overlap_are_valid_with_default_retention() {
+        let text = format!("{MINIMAL}[poll]\nwindow = \"7d\"\noverlap = \"7d\"\n");
+        let config = Config::parse(&text).unwrap();
+        assert_eq!(
+            config.state.effective_retention(&config.poll),
+            std::time::Duration::from_secs(15 * 86_400)
+        );
+    }
+
+    #[test]
     fn missing_secret_is_rejected() {
         let text = MINIMAL.replace("secret_file = \"/run/secret\"\n", "");
         let error = Config::parse(&text).unwrap_err();

@@ -121,40 +121,48 @@ pub struct StateConfig {
     /// SQLite file holding the checkpoint, delivered ids and replay progress.
     #[serde(default = "default_state_path")]
     pub path: PathBuf,
-    /// How long ids of delivered events are remembered to drop re-read records. Must exceed
-    /// `poll.overlap`.
-    #[serde(default = "default_retention", with = "humantime_serde")]
-    pub retention: Duration,
+    /// How long ids of delivered events are remembered, to drop re-read records. Must exceed
+    /// `poll.window + poll.overlap`; by default 7 days, or that plus one day when longer.
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
 }
 
 fn default_state_path() -> PathBuf {
     PathBuf::from("/var/lib/lacework-audit-exporter/state.db")
-}
-fn default_retention() -> Duration {
-    Duration::from_secs(7 * 86_400)
 }
 
 impl Default for StateConfig {
     fn default() -> StateConfig {
         StateConfig {
             path: default_state_path(),
-            retention: default_retention(),
+            retention: None,
         }
     }
 }
 
 impl StateConfig {
+    /// The retention in force: as configured, or 7 days, or `poll.window + poll.overlap` plus
+    /// one day when that is longer.
+    pub fn effective_retention(&self, poll: &PollConfig) -> Duration {
+        self.retention.unwrap_or(
+            (poll.window + poll.overlap + Duration::from_secs(86_400))
+                .max(Duration::from_secs(7 * 86_400)),
+        )
+    }
+
     pub(crate) fn validate(&self, poll: &PollConfig) -> Result<(), ConfigError> {
         if self.path.as_os_str().is_empty() {
             return Err(ConfigError::invalid("state.path", "is empty"));
         }
         let needed = poll.overlap + poll.window;
-        if self.retention <= needed {
+        if let Some(retention) = self.retention
+            && retention <= needed
+        {
             return Err(ConfigError::invalid(
                 "state.retention",
                 format!(
                     "{} must be longer than poll.overlap + poll.window ({}), or re-read records would be emitted again",
-                    humantime::format_duration(self.retention),
+                    humantime::format_duration(retention),
                     humantime::format_duration(needed)
                 ),
             ));

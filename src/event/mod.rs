@@ -162,8 +162,9 @@ fn serialize_time_ms<S: Serializer>(time: &Option<i64>, serializer: S) -> Result
 
 /// Formats epoch milliseconds as `2026-11-01T09:15:02.123Z`.
 pub fn format_time_ms(ms: i64) -> Option<String> {
+    // `to_rfc3339_opts` writes directly; `format()` would parse a strftime pattern each time.
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|time| time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 impl LifecycleEvent {

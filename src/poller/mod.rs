@@ -21,7 +21,7 @@ use crate::service::Progress;
 use crate::sinks::SinkSet;
 
 pub use reader::WindowStats;
-use reader::{Outcome, WindowReader};
+use reader::{Outcome, Scope, WindowReader};
 use window::{Window, live_limit, next_window};
 
 /// A poller failure.
@@ -174,7 +174,7 @@ impl Poller {
             };
             // Working from here on: a first request that hangs must not look idle.
             self.progress.touch();
-            match self.reader.read(stream, query, None, shutdown).await {
+            match self.reader.read(stream, query, Scope::Live, shutdown).await {
                 Ok(Outcome::Completed(stats)) => {
                     self.store
                         .commit(
@@ -248,7 +248,7 @@ impl Poller {
             };
             match self
                 .reader
-                .read(&stream, query, Some(window), shutdown)
+                .read(&stream, query, Scope::Replay(window), shutdown)
                 .await
             {
                 Ok(Outcome::Completed(stats)) => {

@@ -2,20 +2,124 @@
 
 use std::collections::HashSet;
 
-use serde_json::value::RawValue;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::checkpoint::CheckpointStore;
 use crate::event::{IdAssigner, LifecycleEvent, Normalizer, RecordId, content_digest};
-use crate::lacework::{AuditLog, LaceworkClient};
+use crate::lacework::{AuditLog, AuditLogPage, AuditLogPager, LaceworkClient};
 use crate::poller::Error;
 use crate::poller::window::Window;
 use crate::service::Progress;
 use crate::sinks::{Delivery, SinkSet};
 
+/// What a window read is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The live stream: query ranges overlap, so ids are recorded per acknowledged batch and
+    /// records delivered before are dropped.
+    Live,
+    /// A replay window: only records inside it are kept, so each record belongs to exactly one
+    /// window and no ids need recording; an interrupted window is replayed whole on resume.
+    Replay(Window),
+}
+
 /// Events are delivered in batches of at most this many, sorted by time within a batch. A
 /// window with fewer events is delivered as one batch, in time order.
 pub const MAX_BATCH_EVENTS: usize = 5_000;
+
+/// Starts a task that walks `pager` and hands over pages through a one-slot channel. The
+/// channel closes after the last page or the first error; dropping the returned handle
+/// aborts the task.
+fn spawn_page_fetcher(
+    mut pager: AuditLogPager,
+) -> (
+    mpsc::Receiver<Result<AuditLogPage, crate::lacework::Error>>,
+    AbortOnDropHandle<()>,
+) {
+    let (page_tx, page_rx) = mpsc::channel(1);
+    let task = tokio::spawn(async move {
+        loop {
+            let (item, last) = match pager.next_page().await {
+                Ok(Some(page)) => (Ok(page), false),
+                Ok(None) => return,
+                Err(error) => (Err(error), true),
+            };
+            if page_tx.send(item).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    (page_rx, AbortOnDropHandle::new(task))
+}
+
+/// One page, normalized.
+struct NormalizedPage {
+    /// Events to emit, ids assigned, in page order.
+    events: Vec<LifecycleEvent>,
+    /// Records on the page.
+    n_records: usize,
+    /// Records outside a replay window.
+    n_outside: usize,
+}
+
+/// Starts a task that turns pages into events: parse, keep only records inside `keep` (a
+/// replay window), classify, and give each its id. Ids depend on the order records are seen
+/// in (identical records are numbered), so this stage is one task per window.
+fn spawn_normalizer(
+    mut pages: mpsc::Receiver<Result<AuditLogPage, crate::lacework::Error>>,
+    normalizer: Arc<Normalizer>,
+    keep: Option<Window>,
+) -> (
+    mpsc::Receiver<Result<NormalizedPage, crate::lacework::Error>>,
+    AbortOnDropHandle<()>,
+) {
+    let (page_tx, page_rx) = mpsc::channel(1);
+    let task = tokio::spawn(async move {
+        let mut ids = IdAssigner::default();
+        while let Some(page) = pages.recv().await {
+            let page = page.map(|page| normalize_page(&page, &normalizer, keep, &mut ids));
+            if page_tx.send(page).await.is_err() {
+                return;
+            }
+        }
+    });
+    (page_rx, AbortOnDropHandle::new(task))
+}
+
+fn normalize_page(
+    page: &AuditLogPage,
+    normalizer: &Normalizer,
+    keep: Option<Window>,
+    ids: &mut IdAssigner,
+) -> NormalizedPage {
+    let mut normalized = NormalizedPage {
+        events: Vec::new(),
+        n_records: page.records.len(),
+        n_outside: 0,
+    };
+    for raw in &page.records {
+        // `AuditLogPage::decode` guarantees an object, and every field is parsed leniently.
+        let record = AuditLog::parse(raw).unwrap_or_default();
+        if let (Some(keep), Some(time)) = (keep, record.created_ms())
+            && !keep.contains(time)
+        {
+            normalized.n_outside += 1;
+            continue;
+        }
+        let Some(event_type) = normalizer.emitted_type(&record) else {
+            continue;
+        };
+        let id = ids.next_id(&content_digest(&record));
+        normalized
+            .events
+            .push(normalizer.build_event(raw, &record, event_type, id));
+    }
+    normalized
+}
 
 /// Counters of one window.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +174,7 @@ pub enum Outcome {
 /// Reads windows for a poller.
 pub struct WindowReader {
     client: LaceworkClient,
-    normalizer: Normalizer,
+    normalizer: Arc<Normalizer>,
     sinks: SinkSet,
     store: CheckpointStore,
     progress: Progress,
@@ -92,7 +196,7 @@ impl WindowReader {
     ) -> WindowReader {
         WindowReader {
             client,
-            normalizer,
+            normalizer: Arc::new(normalizer),
             sinks,
             store,
             progress,
@@ -117,105 +221,101 @@ impl WindowReader {
         &self,
         stream: &str,
         query: Window,
-        keep: Option<Window>,
+        scope: Scope,
         shutdown: &CancellationToken,
     ) -> Result<Outcome, Error> {
-        let delivered_before = self.store.delivered_since(stream, query.start_ms).await?;
-        let mut ids = IdAssigner::default();
+        let keep = match scope {
+            Scope::Live => None,
+            Scope::Replay(window) => Some(window),
+        };
+        let delivered_before = match scope {
+            Scope::Live => self.store.delivered_since(stream, query.start_ms).await?,
+            Scope::Replay(_) => HashSet::new(),
+        };
         let started = std::time::Instant::now();
         let mut stats = WindowStats::default();
         let mut batch = Batch::default();
-        let mut pager = self.client.audit_logs(query.start_ms, query.end_ms);
+        // Three stages, each its own task, joined by one-slot channels: fetching (HTTP and the
+        // page envelope), normalizing (parse, classify, hash), and here, deduplicating and
+        // delivering. Throughput is the slowest stage's, not their sum, and at most a few
+        // pages are in memory however long the window. Dropping the handles stops the stages.
+        let (pages, _fetcher) =
+            spawn_page_fetcher(self.client.audit_logs(query.start_ms, query.end_ms));
+        let (mut normalized, _normalizer) =
+            spawn_normalizer(pages, Arc::clone(&self.normalizer), keep);
         loop {
             let page = tokio::select! {
                 () = shutdown.cancelled() => return Ok(Outcome::Cancelled),
-                page = pager.next_page() => page?,
+                page = normalized.recv() => page,
             };
-            let Some(page) = page else { break };
+            let Some(page) = page.transpose()? else { break };
             stats.pages += 1;
+            stats.n_records += page.n_records;
+            stats.n_outside += page.n_outside;
             self.progress.touch();
-            stats.n_records += page.records.len();
-            for raw in &page.records {
-                let Some(event) = self
-                    .normalize(
-                        stream,
-                        raw,
-                        query,
-                        keep,
-                        &mut ids,
-                        &delivered_before,
-                        &mut stats,
-                    )
+            for event in page.events {
+                if self
+                    .seen_before(stream, &event, query, scope, &delivered_before)
                     .await?
-                else {
+                {
+                    stats.n_duplicates += 1;
                     continue;
-                };
+                }
+                if event.time.is_none() {
+                    tracing::warn!(id = %event.id, "Record has no understandable createdTime; emitting it with time null.");
+                }
                 batch.events.push(event);
                 if batch.events.len() >= MAX_BATCH_EVENTS
-                    && self.flush(stream, &mut batch, &mut stats, shutdown).await?
+                    && self
+                        .flush(stream, scope, &mut batch, &mut stats, shutdown)
+                        .await?
                         == Delivery::Cancelled
                 {
                     return Ok(Outcome::Cancelled);
                 }
             }
         }
-        if self.flush(stream, &mut batch, &mut stats, shutdown).await? == Delivery::Cancelled {
+        if self
+            .flush(stream, scope, &mut batch, &mut stats, shutdown)
+            .await?
+            == Delivery::Cancelled
+        {
             return Ok(Outcome::Cancelled);
         }
         stats.elapsed = started.elapsed();
         Ok(Outcome::Completed(stats))
     }
 
-    /// Turns one record into an event, or `None` when it is not emitted, outside the window or
-    /// already delivered.
-    #[allow(clippy::too_many_arguments)]
-    async fn normalize(
+    /// Whether the event's id was delivered on the live stream before.
+    async fn seen_before(
         &self,
         stream: &str,
-        raw: &RawValue,
+        event: &LifecycleEvent,
         query: Window,
-        keep: Option<Window>,
-        ids: &mut IdAssigner,
+        scope: Scope,
         delivered_before: &HashSet<RecordId>,
-        stats: &mut WindowStats,
-    ) -> Result<Option<LifecycleEvent>, Error> {
-        // `AuditLogPage::decode` guarantees an object, and every field is parsed leniently.
-        let record = AuditLog::parse(raw).unwrap_or_default();
-        let time = record.created_ms();
-        if let (Some(keep), Some(time)) = (keep, time)
-            && !keep.contains(time)
-        {
-            stats.n_outside += 1;
-            return Ok(None);
+    ) -> Result<bool, Error> {
+        if scope != Scope::Live {
+            return Ok(false);
         }
-        let Some(event_type) = self.normalizer.emitted_type(&record) else {
-            return Ok(None);
-        };
-        let id = ids.next_id(&content_digest(&record));
-        let seen = if delivered_before.contains(&id) {
-            true
-        } else if time.is_none_or(|t| t < query.start_ms) {
+        if delivered_before.contains(&event.id) {
+            return Ok(true);
+        }
+        if event.time.is_none_or(|t| t < query.start_ms) {
             // Outside what was preloaded: ask the store.
-            self.store.is_delivered(stream, id).await?
-        } else {
-            false
-        };
-        if seen {
-            stats.n_duplicates += 1;
-            return Ok(None);
+            return Ok(self
+                .store
+                .is_delivered(stream, event.id, event.time)
+                .await?);
         }
-        if time.is_none() {
-            tracing::warn!(id = %id, "Record has no understandable createdTime; emitting it with time null.");
-        }
-        Ok(Some(
-            self.normalizer.build_event(raw, &record, event_type, id),
-        ))
+        Ok(false)
     }
 
     /// Delivers the batch to every sink and records its ids.
     async fn flush(
         &self,
         stream: &str,
+        scope: Scope,
         batch: &mut Batch,
         stats: &mut WindowStats,
         shutdown: &CancellationToken,
@@ -227,11 +327,13 @@ impl WindowReader {
         if self.sinks.deliver_all(&batch.events, shutdown).await? == Delivery::Cancelled {
             return Ok(Delivery::Cancelled);
         }
-        let delivered: Vec<(RecordId, Option<i64>)> =
-            batch.events.iter().map(|e| (e.id, e.time)).collect();
-        stats.n_events += delivered.len();
+        stats.n_events += batch.events.len();
+        if scope == Scope::Live {
+            let delivered: Vec<(RecordId, Option<i64>)> =
+                batch.events.iter().map(|e| (e.id, e.time)).collect();
+            self.store.commit(stream, delivered, None).await?;
+        }
         batch.events.clear();
-        self.store.commit(stream, delivered, None).await?;
         self.progress.touch();
         Ok(Delivery::Delivered)
     }

@@ -2,8 +2,7 @@
 //! (besides CLI reports).
 
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::Mutex;
+use std::io::Write;
 
 use crate::event::LifecycleEvent;
 use crate::sinks::{Error, Sink};
@@ -28,16 +27,12 @@ impl StdoutConfig {
 /// Writes NDJSON to standard output and flushes after every batch.
 pub struct StdoutSink {
     name: String,
-    out: Mutex<tokio::io::Stdout>,
 }
 
 impl StdoutSink {
     /// A sink named `name`.
     pub fn new(name: String) -> StdoutSink {
-        StdoutSink {
-            name,
-            out: Mutex::new(tokio::io::stdout()),
-        }
+        StdoutSink { name }
     }
 }
 
@@ -52,16 +47,26 @@ impl Sink for StdoutSink {
         for event in batch {
             event.write_json_line(&mut buffer);
         }
-        let mut out = self.out.lock().await;
-        let written = async {
-            out.write_all(&buffer).await?;
-            out.flush().await
-        };
+        // One blocking write of the whole batch under the stdout lock: lines of two sinks (or
+        // two batches) never interleave, and the buffer is not copied again.
+        let written = tokio::task::spawn_blocking(move || {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&buffer)?;
+            out.flush()
+        })
+        .await;
         // A closed or broken stdout will not heal: a reader that went away must not make the
         // checkpoint advance.
-        written.await.map_err(|error| Error::Fatal {
+        let fatal = |message: String| Error::Fatal {
             sink: self.name.clone(),
-            message: format!("cannot write to standard output: {error}"),
-        })
+            message,
+        };
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(fatal(format!("cannot write to standard output: {error}"))),
+            Err(error) => Err(fatal(format!(
+                "the write to standard output failed: {error}"
+            ))),
+        }
     }
 }
