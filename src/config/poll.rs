@@ -29,6 +29,11 @@ pub struct PollConfig {
     /// are still caught. Costs no extra requests.
     #[serde(default = "default_overlap", with = "humantime_serde")]
     pub overlap: Duration,
+    /// The most rows the API returns for one query across its pages (Lacework: 500,000). A
+    /// window holding more is read as shorter windows instead of silently incomplete. Change
+    /// only if Lacework changes the limit.
+    #[serde(default = "default_max_result_rows")]
+    pub max_result_rows: u64,
 }
 
 fn default_interval() -> Duration {
@@ -46,6 +51,9 @@ fn default_lookback() -> Duration {
 fn default_overlap() -> Duration {
     Duration::from_secs(600)
 }
+fn default_max_result_rows() -> u64 {
+    500_000
+}
 
 impl Default for PollConfig {
     fn default() -> PollConfig {
@@ -55,6 +63,7 @@ impl Default for PollConfig {
             settle: default_settle(),
             lookback: default_lookback(),
             overlap: default_overlap(),
+            max_result_rows: default_max_result_rows(),
         }
     }
 }
@@ -88,6 +97,12 @@ impl PollConfig {
                     "{} reaches further back than the 92 days the API keeps searchable",
                     humantime::format_duration(self.lookback)
                 ),
+            ));
+        }
+        if self.max_result_rows == 0 {
+            return Err(ConfigError::invalid(
+                "poll.max_result_rows",
+                "must be at least 1",
             ));
         }
         if self.overlap > MAX_WINDOW {

@@ -6,7 +6,7 @@
 //! occurrence index (the second gets `sha256(digest || 1)`), so a genuinely repeated action is
 //! not mistaken for a re-read one, and re-reading the same window yields the same ids.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::{Serialize, Serializer};
@@ -79,27 +79,32 @@ pub fn content_digest(record: &AuditLog<'_>) -> [u8; 32] {
 }
 
 /// Hands out ids within one window, counting identical records.
+///
+/// A window can hold up to the API's 500,000 records, so first sightings are kept as 64-bit
+/// digest prefixes (8 bytes each) and only repeated content gets a counter. Two different
+/// records sharing a 64-bit prefix (odds about 1 in 10^8 for a full window) are still told
+/// apart: the later one is numbered as a repeat, so its id stays unique.
 #[derive(Debug, Default)]
 pub struct IdAssigner {
-    seen: HashMap<[u8; 16], u32>,
+    seen: HashSet<u64>,
+    repeats: HashMap<[u8; 16], u32>,
 }
 
 impl IdAssigner {
     /// The id of the next record with this content digest.
     pub fn next_id(&mut self, digest: &[u8; 32]) -> RecordId {
         let key: [u8; 16] = digest[..16].try_into().expect("16 bytes");
-        let occurrence = self.seen.entry(key).or_insert(0);
-        let id = if *occurrence == 0 {
-            RecordId(key)
-        } else {
-            let mut hasher = Sha256::new();
-            hasher.update(digest);
-            hasher.update(occurrence.to_le_bytes());
-            let repeated: [u8; 32] = hasher.finalize().into();
-            RecordId(repeated[..16].try_into().expect("16 bytes"))
-        };
+        let prefix = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+        if self.seen.insert(prefix) {
+            return RecordId(key);
+        }
+        let occurrence = self.repeats.entry(key).or_insert(0);
         *occurrence += 1;
-        id
+        let mut hasher = Sha256::new();
+        hasher.update(digest);
+        hasher.update(occurrence.to_le_bytes());
+        let repeated: [u8; 32] = hasher.finalize().into();
+        RecordId(repeated[..16].try_into().expect("16 bytes"))
     }
 }
 

@@ -36,6 +36,15 @@ pub enum Error {
     /// The checkpoint store failed.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::Error),
+    /// The window holds more records than the API returns for one query (500,000): reading it
+    /// would silently miss some, so it must be read as shorter windows.
+    #[error("the window holds {rows} records, more than the {cap} the API returns for one query")]
+    ResultCapped {
+        /// Rows the API reported (or counted).
+        rows: u64,
+        /// The cap.
+        cap: u64,
+    },
 }
 
 impl Error {
@@ -44,13 +53,14 @@ impl Error {
         match self {
             Error::Lacework(error) => error.is_retryable(),
             Error::Sink(error) => error.is_retryable(),
-            Error::Checkpoint(_) => false,
+            Error::Checkpoint(_) | Error::ResultCapped { .. } => false,
         }
     }
 
     /// Whether the API refused the window itself (400), so a shorter one may work.
     fn is_bad_window(&self) -> bool {
         matches!(self, Error::Lacework(error) if error.status() == Some(400))
+            || matches!(self, Error::ResultCapped { .. })
     }
 }
 
@@ -87,7 +97,14 @@ impl Poller {
     ) -> Poller {
         let progress = Progress::default();
         Poller {
-            reader: WindowReader::new(client, normalizer, sinks, store.clone(), progress.clone()),
+            reader: WindowReader::new(
+                client,
+                normalizer,
+                sinks,
+                store.clone(),
+                progress.clone(),
+                poll.max_result_rows,
+            ),
             store,
             poll,
             retention,

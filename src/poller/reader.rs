@@ -58,6 +58,8 @@ fn spawn_page_fetcher(
 
 /// One page, normalized.
 struct NormalizedPage {
+    /// `paging.totalRows`, when the API gave it.
+    total_rows: Option<u64>,
     /// Events to emit, ids assigned, in page order.
     events: Vec<LifecycleEvent>,
     /// Records on the page.
@@ -97,6 +99,7 @@ fn normalize_page(
     ids: &mut IdAssigner,
 ) -> NormalizedPage {
     let mut normalized = NormalizedPage {
+        total_rows: page.total_rows,
         events: Vec::new(),
         n_records: page.records.len(),
         n_outside: 0,
@@ -178,6 +181,7 @@ pub struct WindowReader {
     sinks: SinkSet,
     store: CheckpointStore,
     progress: Progress,
+    result_cap: u64,
 }
 
 /// Events waiting for delivery and the ids they carry.
@@ -193,6 +197,7 @@ impl WindowReader {
         sinks: SinkSet,
         store: CheckpointStore,
         progress: Progress,
+        result_cap: u64,
     ) -> WindowReader {
         WindowReader {
             client,
@@ -200,6 +205,7 @@ impl WindowReader {
             sinks,
             store,
             progress,
+            result_cap,
         }
     }
 
@@ -249,6 +255,14 @@ impl WindowReader {
                 page = normalized.recv() => page,
             };
             let Some(page) = page.transpose()? else { break };
+            // Checked before anything of the window is delivered: a capped result would be
+            // silently incomplete.
+            if let Some(rows) = page.total_rows.filter(|rows| *rows > self.result_cap) {
+                return Err(Error::ResultCapped {
+                    rows,
+                    cap: self.result_cap,
+                });
+            }
             stats.pages += 1;
             stats.n_records += page.n_records;
             stats.n_outside += page.n_outside;
@@ -281,6 +295,15 @@ impl WindowReader {
             == Delivery::Cancelled
         {
             return Ok(Outcome::Cancelled);
+        }
+        // Without `totalRows`, exactly the cap's worth of records means the API probably cut
+        // the result: read the window again in halves (on the live stream, the ids recorded
+        // keep the re-read from emitting twice).
+        if stats.n_records as u64 >= self.result_cap {
+            return Err(Error::ResultCapped {
+                rows: stats.n_records as u64,
+                cap: self.result_cap,
+            });
         }
         stats.elapsed = started.elapsed();
         Ok(Outcome::Completed(stats))

@@ -1,6 +1,7 @@
 //! Integration tests: the built exporter binary against the fake Lacework API on loopback,
 //! with real SQLite state files in temporary directories.
 
+mod capacity;
 mod classify;
 mod cli;
 mod daemon;

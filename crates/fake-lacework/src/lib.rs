@@ -66,6 +66,9 @@ pub struct FakeConfig {
     pub next_page_query: bool,
     /// How generated records render `createdTime`.
     pub time_format: TimeFormat,
+    /// The most rows one query returns across all its pages (the real API: 500,000). A larger
+    /// selection is cut to this many, and `paging.totalRows` still tells the full count.
+    pub max_result_rows: usize,
 }
 
 impl Default for FakeConfig {
@@ -78,6 +81,7 @@ impl Default for FakeConfig {
             max_window: None,
             next_page_query: true,
             time_format: TimeFormat::Mixed,
+            max_result_rows: 500_000,
         }
     }
 }

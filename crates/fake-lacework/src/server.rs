@@ -288,8 +288,11 @@ fn select_first_page(
         return Ok(empty_response(*lock(&inner.empty_variant)));
     }
     shuffle_for_query(&mut items, start, end, &scope);
+    let total_rows = items.len();
+    // Like the real API: at most this many rows per query, whatever the window holds.
+    items.truncate(inner.cfg.max_result_rows.max(1));
     let page_size = inner.cfg.page_size.max(1);
-    if items.len() <= page_size {
+    if items.len() <= page_size && total_rows == items.len() {
         return Ok(json_body(StatusCode::OK, page::data_only(&items)));
     }
     let suffix = if inner.cfg.next_page_query {
@@ -306,7 +309,7 @@ fn select_first_page(
     } else {
         String::new()
     };
-    let session = lock(&inner.sessions).create(items, page_size, suffix);
+    let session = lock(&inner.sessions).create(items, total_rows, page_size, suffix);
     Ok(render_page(inner, &session, 0))
 }
 
@@ -355,11 +358,7 @@ fn render_page(inner: &Inner, session: &Session, index: usize) -> Response {
             session.query_suffix
         )
     });
-    let body = page::paged(
-        &session.items[from..to],
-        session.items.len(),
-        url.as_deref(),
-    );
+    let body = page::paged(&session.items[from..to], session.total_rows, url.as_deref());
     json_body(StatusCode::OK, body)
 }
 

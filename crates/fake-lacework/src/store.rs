@@ -146,6 +146,8 @@ pub(crate) fn shuffle_for_query(items: &mut [Arc<str>], start_ms: i64, end_ms: i
 #[derive(Debug)]
 pub(crate) struct Session {
     pub items: Vec<Arc<str>>,
+    /// Rows the query selected before the result cap cut `items`.
+    pub total_rows: usize,
     /// `tokens[i]` is the opaque path token of page `i`; page 0 has none.
     pub tokens: Vec<String>,
     /// `?startTime=..&endTime=..` (or empty) appended to every nextPage URL.
@@ -188,6 +190,7 @@ impl Sessions {
     pub fn create(
         &mut self,
         items: Vec<Arc<str>>,
+        total_rows: usize,
         page_size: usize,
         query_suffix: String,
     ) -> Arc<Session> {
@@ -198,6 +201,7 @@ impl Sessions {
         let rows = items.len();
         let session = Arc::new(Session {
             items,
+            total_rows,
             tokens,
             query_suffix,
             created: Instant::now(),
@@ -285,7 +289,7 @@ mod tests {
     fn sessions_mint_one_token_per_later_page() {
         let mut sessions = Sessions::new(1);
         let items: Vec<Arc<str>> = (0..11).map(|i| Arc::from(i.to_string())).collect();
-        let s = sessions.create(items, 5, String::new());
+        let s = sessions.create(items, 12, 5, String::new());
         assert_eq!(s.pages(), 3);
         let (found, page) = sessions.lookup(&s.tokens[2]).unwrap();
         assert!(Arc::ptr_eq(&found, &s));

@@ -1,0 +1,480 @@
+//! `lae-bench`: the exporter's throughput and footprint per sink against the fake Lacework API,
+//! next to comparison rows (curl, a minimal Rust loop, Python requests) fetching the same pages.
+//!
+//! Builds nothing: `./scripts/bench.sh` runs `cargo build --release --workspace` first. See
+//! README.md, "Performance".
+
+mod baselines;
+mod exporter;
+mod fake;
+mod kafka;
+mod measure;
+mod report;
+mod webhook;
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+
+use baselines::Range;
+use report::{Row, group};
+
+const USAGE: &str = "usage: lae-bench [--records N] [--days D] [--sinks stdout,kafka,webhook] \
+[--skip-baselines] [--bin-dir DIR]
+       lae-bench minimal-loop --base-url URL --key-id ID --secret S --from-ms A --to-ms B \
+--window-ms W --out FILE";
+
+/// The workspace root (this crate is `crates/bench`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Stdout,
+    Kafka,
+    Webhook,
+}
+
+struct Options {
+    records: usize,
+    days: u32,
+    sinks: Vec<Sink>,
+    skip_baselines: bool,
+    bin_dir: Option<PathBuf>,
+}
+
+fn parse_args(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        records: 1_000_000,
+        days: 30,
+        sinks: vec![Sink::Stdout, Sink::Kafka, Sink::Webhook],
+        skip_baselines: false,
+        bin_dir: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--records" => o.records = value()?.replace(['_', ','], "").parse()?,
+            "--days" => o.days = value()?.parse()?,
+            "--sinks" => {
+                o.sinks = value()?
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| match s.trim() {
+                        "stdout" => Ok(Sink::Stdout),
+                        "kafka" => Ok(Sink::Kafka),
+                        "webhook" => Ok(Sink::Webhook),
+                        other => bail!("unknown sink {other:?} (stdout, kafka, webhook)"),
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            "--skip-baselines" => o.skip_baselines = true,
+            "--bin-dir" => o.bin_dir = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => bail!(""),
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    if o.days == 0 {
+        bail!("--days must be at least 1");
+    }
+    Ok(o)
+}
+
+/// `target/release`: next to this binary when built there, else under the workspace root.
+fn bin_dir(o: &Options) -> Result<PathBuf> {
+    let candidates = o.bin_dir.clone().into_iter().chain(
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf)),
+    );
+    let candidates: Vec<PathBuf> = candidates
+        .chain(std::iter::once(root().join("target/release")))
+        .collect();
+    for dir in &candidates {
+        if dir.join("fake-lacework").is_file() && dir.join("lacework-audit-exporter").is_file() {
+            return Ok(dir.clone());
+        }
+    }
+    bail!(
+        "target/release/{{fake-lacework,lacework-audit-exporter}} not found (looked in {}): \
+         run `cargo build --release --workspace` or ./scripts/bench.sh",
+        candidates
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = if args.first().map(String::as_str) == Some("minimal-loop") {
+        baselines::minimal_loop_main(&args[1..])
+    } else {
+        match parse_args(&args) {
+            Ok(o) => bench(&o),
+            Err(e) => {
+                if !e.to_string().is_empty() {
+                    eprintln!("error: {e}");
+                }
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Collects rows; a failed or skipped row is reported and the bench goes on.
+struct Rows {
+    rows: Vec<Row>,
+    skipped: Vec<String>,
+}
+
+impl Rows {
+    fn push(&mut self, name: &str, result: Result<Row>) {
+        match result {
+            Ok(row) => {
+                eprintln!(
+                    "{name}: {} events in {:.2} s",
+                    group(row.events),
+                    row.cost.wall.as_secs_f64()
+                );
+                self.rows.push(row);
+            }
+            Err(e) => {
+                let line = format!("{name}: failed: {e:#}");
+                eprintln!("{line}");
+                self.skipped.push(line);
+            }
+        }
+    }
+
+    fn skip(&mut self, line: String) {
+        eprintln!("{line}");
+        self.skipped.push(line);
+    }
+}
+
+fn fetched_row(name: &str, f: baselines::Fetched, expected: u64) -> Row {
+    let mut notes = Vec::new();
+    if f.records != expected {
+        notes.push(format!("{} records, expected {expected}", f.records));
+    }
+    if let Some(secs) = f.transfer_secs.filter(|s| *s > 0.0) {
+        notes.push(format!(
+            "time on the wire (sum of curl's time_total) {secs:.2} s = {} records/s; the rest \
+             of the wall time is starting one curl per request",
+            group((f.records as f64 / secs).round() as u64)
+        ));
+    }
+    let note = (!notes.is_empty()).then(|| format!("{name}: {}", notes.join("; ")));
+    Row {
+        name: name.to_owned(),
+        events: f.records,
+        cost: f.cost,
+        requests: Some(f.requests),
+        note,
+    }
+}
+
+fn sink_row(name: &str, events: u64, run: &exporter::Run, expected: u64) -> Row {
+    let mut notes = Vec::new();
+    if events != expected {
+        notes.push(format!("{events} events counted, expected {expected}"));
+    }
+    if run.logged_events != events {
+        notes.push(format!("the exporter logged {} events", run.logged_events));
+    }
+    Row {
+        name: name.to_owned(),
+        events,
+        cost: run.cost,
+        requests: Some(run.requests()),
+        note: (!notes.is_empty()).then(|| format!("{name}: {}", notes.join("; "))),
+    }
+}
+
+fn bench(o: &Options) -> Result<()> {
+    let bins = bin_dir(o)?;
+    let root = root();
+    let n = o.records as u64;
+    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "lae-bench {date}: N = {} records over {} days, page size {}, seed {}",
+        group(n),
+        o.days,
+        fake::PAGE_SIZE,
+        fake::SEED
+    );
+    println!("machine: {nproc} CPUs ({}), {}", cpu_model(), memory());
+    println!("exporter: {}", build_info(&root, &bins));
+    println!("load average at start: {}", load_average());
+    let tmp = tempfile::Builder::new().prefix("lae-bench-").tempdir()?;
+    let dir = tmp.path();
+    // Run copies, so a rebuild in target/release during the bench cannot mix two versions.
+    let snapshot = dir.join("bin");
+    std::fs::create_dir_all(&snapshot)?;
+    for name in ["fake-lacework", "lacework-audit-exporter"] {
+        std::fs::copy(bins.join(name), snapshot.join(name))
+            .with_context(|| format!("copying {name}"))?;
+    }
+    let bins = snapshot;
+
+    eprintln!("starting the fake API with {} records...", group(n));
+    let fake = fake::start(&bins.join("fake-lacework"), o.records, o.days)?;
+    eprintln!(
+        "fake API ready at {} after {:.1} s",
+        fake.base_url,
+        fake.startup.as_secs_f64()
+    );
+    // The exporter replays `--from {days+10}d --to now`; the comparison rows walk the same
+    // range in the same 7-day windows.
+    let back_days = o.days + 10;
+    let from = format!("{back_days}d");
+    let to_ms = now_ms();
+    let range = Range {
+        from_ms: to_ms - i64::from(back_days) * 86_400_000,
+        to_ms,
+        window_ms: fake::WINDOW_MS,
+    };
+
+    let mut rows = Rows {
+        rows: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut minimal_rate = None;
+    let mut python_rate = None;
+    let mut baseline_rows = Vec::new();
+    if !o.skip_baselines {
+        eprintln!("curl raw fetch...");
+        let r = baselines::curl(&fake, range, dir).map(|f| fetched_row("curl raw fetch", f, n));
+        rows.push("curl raw fetch", r);
+        eprintln!("minimal Rust loop...");
+        let r =
+            baselines::minimal(&fake, range, dir).map(|f| fetched_row("minimal Rust loop", f, n));
+        if let Ok(row) = &r {
+            minimal_rate = Some(row.rate());
+        }
+        rows.push("minimal Rust loop", r);
+        eprintln!("Python requests...");
+        match baselines::ensure_requests(&root.join(".ci/cache/py")) {
+            Ok(pythonpath) => {
+                let script = root.join("crates/bench/baseline.py");
+                let r = baselines::python(&fake, range, dir, &script, pythonpath)
+                    .map(|f| fetched_row("Python requests", f, n));
+                if let Ok(row) = &r {
+                    python_rate = Some(row.rate());
+                }
+                rows.push("Python requests", r);
+            }
+            Err(e) => rows.skip(format!("python: skipped ({e:#})")),
+        }
+        baseline_rows = std::mem::take(&mut rows.rows);
+    }
+
+    let exporter_bin = bins.join("lacework-audit-exporter");
+    for sink in &o.sinks {
+        match sink {
+            Sink::Stdout => {
+                eprintln!("exporter -> stdout...");
+                let d = dir.join("stdout");
+                let r = (|| {
+                    std::fs::create_dir_all(&d)?;
+                    let out = d.join("events.ndjson");
+                    let file = std::fs::File::create(&out)?;
+                    let run = exporter::replay(
+                        &exporter_bin,
+                        &d,
+                        &fake,
+                        "[[sinks]]\ntype = \"stdout\"\n",
+                        &from,
+                        Stdio::from(file),
+                    )?;
+                    let events = exporter::count_lines(&out)?;
+                    let _ = std::fs::remove_file(&out);
+                    Ok(sink_row("exporter -> stdout (file)", events, &run, n))
+                })();
+                rows.push("stdout", r);
+            }
+            Sink::Kafka => {
+                let Some(tansu) = kafka::tansu_bin(&root) else {
+                    rows.skip("kafka: skipped (run ./scripts/test.sh to install tansu)".into());
+                    continue;
+                };
+                eprintln!("exporter -> kafka (tansu)...");
+                let d = dir.join("kafka");
+                let r = (|| {
+                    std::fs::create_dir_all(&d)?;
+                    let broker = kafka::Broker::start(&tansu, &d.join("tansu.log"))?;
+                    broker.create_topic("bench", 3)?;
+                    let sink = format!(
+                        "[[sinks]]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopic = \"bench\"\nkey = \"id\"\n",
+                        broker.bootstrap
+                    );
+                    let run =
+                        exporter::replay(&exporter_bin, &d, &fake, &sink, &from, Stdio::null())?;
+                    let events = broker.count_messages("bench")?;
+                    Ok(sink_row("exporter -> kafka (tansu)", events, &run, n))
+                })();
+                rows.push("kafka", r);
+            }
+            Sink::Webhook => {
+                eprintln!("exporter -> webhook...");
+                let d = dir.join("webhook");
+                let r = (|| {
+                    let receiver = webhook::Receiver::start()?;
+                    let sink = format!(
+                        "[[sinks]]\ntype = \"webhook\"\nurl = \"{}\"\nbatch_max_events = 500\n",
+                        receiver.url
+                    );
+                    let run =
+                        exporter::replay(&exporter_bin, &d, &fake, &sink, &from, Stdio::null())?;
+                    // The exporter only exits once every batch was answered.
+                    std::thread::sleep(Duration::from_millis(50));
+                    let mut row = sink_row("exporter -> webhook", receiver.events(), &run, n);
+                    let posts = format!("{} POSTs received", group(receiver.requests()));
+                    row.note = Some(match row.note.take() {
+                        Some(note) => format!("{note}; {posts}"),
+                        None => format!("exporter -> webhook: {posts}"),
+                    });
+                    Ok(row)
+                })();
+                rows.push("webhook", r);
+            }
+        }
+    }
+    drop(fake);
+
+    let mut all = std::mem::take(&mut rows.rows);
+    let load_end = load_average();
+    all.extend(baseline_rows);
+    println!();
+    print!("{}", report::table(&all, minimal_rate, python_rate));
+    println!();
+    println!(
+        "events: stdout = lines written, kafka = messages on the topic (offsets), webhook = \
+         ndjson lines received; baselines = records fetched."
+    );
+    println!(
+        "requests: exporter = sum of `pages=` over its \"Window delivered and committed.\" log \
+         lines + token exchanges (debug log); baselines count their own."
+    );
+    println!(
+        "CPU s and peak RSS are the measured child process's own (wait4): the fake API and \
+         the broker are not included; the curl row sums every curl process and shows the \
+         largest RSS."
+    );
+    println!("load average at the end: {load_end} (other work on this machine skews the figures)");
+    for row in &all {
+        if let Some(note) = &row.note {
+            println!("note: {note}");
+        }
+    }
+    for line in &rows.skipped {
+        println!("{line}");
+    }
+    let exporter_rss: Vec<String> = all
+        .iter()
+        .filter(|r| r.name.starts_with("exporter"))
+        .map(|r| {
+            format!(
+                "{} {:.1} MiB",
+                r.name.trim_start_matches("exporter -> "),
+                r.cost.max_rss_kib as f64 / 1024.0
+            )
+        })
+        .collect();
+    if !exporter_rss.is_empty() {
+        println!(
+            "exporter peak RSS at N = {}: {} (target: < 64 MiB, within 10% between N = 1M and 5M)",
+            group(n),
+            exporter_rss.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The commit, whether `src/` has uncommitted changes, and when the exporter binary was built.
+fn build_info(root: &Path, bins: &Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--", "src", "Cargo.toml"]).is_some_and(|s| !s.is_empty());
+    let built = std::fs::metadata(bins.join("lacework-audit-exporter"))
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|| "unknown".into());
+    format!(
+        "commit {commit}{}, binary built {built}",
+        if dirty { " + uncommitted changes" } else { "" }
+    )
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn memory() -> String {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let kib: u64 = text
+                .lines()
+                .find(|l| l.starts_with("MemTotal:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some(format!("{:.0} GiB RAM", kib as f64 / 1024.0 / 1024.0))
+        })
+        .unwrap_or_else(|| "unknown RAM".to_owned())
+}

@@ -1,0 +1,129 @@
+//! The results table.
+
+use crate::measure::Cost;
+
+/// One line of the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub name: String,
+    /// Events delivered by a sink, or records fetched by a baseline.
+    pub events: u64,
+    pub cost: Cost,
+    /// HTTP requests made to the fake (token exchanges included).
+    pub requests: Option<u64>,
+    /// Anything odd about this row, printed under the table.
+    pub note: Option<String>,
+}
+
+impl Row {
+    pub fn rate(&self) -> f64 {
+        let secs = self.cost.wall.as_secs_f64();
+        if secs > 0.0 {
+            self.events as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+fn ratio(rate: f64, base: Option<f64>) -> String {
+    match base {
+        Some(base) if base > 0.0 => format!("{:.2}x", rate / base),
+        _ => "-".to_owned(),
+    }
+}
+
+/// Renders the rows as a Markdown table (readable in a terminal, pasteable in the README).
+pub fn table(rows: &[Row], minimal: Option<f64>, python: Option<f64>) -> String {
+    let header = [
+        "sink / row",
+        "events",
+        "wall s",
+        "events/s",
+        "CPU s",
+        "peak RSS MiB",
+        "requests",
+        "vs minimal loop",
+        "vs Python",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    for row in rows {
+        let rate = row.rate();
+        cells.push(vec![
+            row.name.clone(),
+            group(row.events),
+            format!("{:.2}", row.cost.wall.as_secs_f64()),
+            group(rate.round() as u64),
+            format!("{:.2}", row.cost.cpu.as_secs_f64()),
+            format!("{:.1}", row.cost.max_rss_kib as f64 / 1024.0),
+            row.requests.map_or_else(|| "-".to_owned(), group),
+            ratio(rate, minimal),
+            ratio(rate, python),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (i, row) in cells.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                if c == 0 {
+                    format!("{cell:<w$}", w = widths[c])
+                } else {
+                    format!("{cell:>w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(&format!("| {} |\n", line.join(" | ")));
+        if i == 0 {
+            let rule: Vec<String> = widths
+                .iter()
+                .enumerate()
+                .map(|(c, w)| {
+                    if c == 0 {
+                        "-".repeat(*w)
+                    } else {
+                        format!("{}:", "-".repeat(w - 1))
+                    }
+                })
+                .collect();
+            out.push_str(&format!("| {} |\n", rule.join(" | ")));
+        }
+    }
+    out
+}
+
+/// `1234567` as `1,234,567`.
+pub fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(1_234_567), "1,234,567");
+    }
+}

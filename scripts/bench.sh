@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The benchmark (README "Performance"): builds the release binaries, then runs lae-bench
+# (crates/bench), which starts the fake Lacework API and measures the exporter per sink next
+# to curl, a minimal Rust loop and Python. Arguments go to lae-bench:
+#   ./scripts/bench.sh                                  # N = 1,000,000, every sink and baseline
+#   ./scripts/bench.sh --records 5000000 --skip-baselines
+#   ./scripts/bench.sh --sinks stdout,webhook
+# The Kafka row needs tansu (./scripts/test.sh installs it into .ci/cache); without it that
+# row is skipped. The Python row installs `requests` into .ci/cache/py if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --workspace >&2
+exec ./target/release/lae-bench "$@"
