@@ -231,12 +231,7 @@ async fn watchdog_stops_when_the_cursor_cannot_advance() {
         !stalled.iter().any(|(_, m)| m == "WATCHDOG=1"),
         "a refusing sink holds the cursor: {stalled:?}"
     );
-    let first_event = fake
-        .expected_lifecycle(now - 3 * DAY, now, None)
-        .iter()
-        .map(|r| r.created_ms)
-        .min()
-        .unwrap();
+    let first_event = first_lifecycle_ms(&fake);
     assert!(
         exporter
             .live_checkpoint()

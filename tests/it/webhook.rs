@@ -136,12 +136,7 @@ async fn an_endpoint_that_is_down_gets_everything_once_when_it_recovers() {
             move |_| probe.requests().len() >= 4,
         )
         .await;
-    let first_event = fake
-        .expected_lifecycle(now_ms() - 3 * DAY, now_ms(), None)
-        .iter()
-        .map(|r| r.created_ms)
-        .min()
-        .unwrap();
+    let first_event = first_lifecycle_ms(&fake);
     let held = exporter.live_checkpoint().await;
     assert!(
         held.is_none_or(|c| c <= first_event),
@@ -247,12 +242,7 @@ async fn unauthorized_stops_delivery_with_a_clear_error_and_commits_nothing() {
         !run.stderr.contains(TOKEN),
         "the token never appears in logs"
     );
-    let first_event = fake
-        .expected_lifecycle(now_ms() - 3 * DAY, now_ms(), None)
-        .iter()
-        .map(|r| r.created_ms)
-        .min()
-        .unwrap();
+    let first_event = first_lifecycle_ms(&fake);
     let held = exporter.live_checkpoint().await;
     assert!(
         held.is_none_or(|c| c <= first_event),

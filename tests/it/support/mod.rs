@@ -95,6 +95,17 @@ pub fn generate(fake: &FakeLacework, seed: u64, count: usize, start_ms: i64, end
     assert_eq!(added, count);
 }
 
+/// When the earliest lifecycle record the fake holds was created: a checkpoint at or before it
+/// has not passed anything undelivered.
+pub fn first_lifecycle_ms(fake: &FakeLacework) -> i64 {
+    fake.records()
+        .iter()
+        .filter(|r| r.expected_type.is_some())
+        .map(|r| r.created_ms)
+        .min()
+        .expect("the fake holds lifecycle records")
+}
+
 /// Every record (lifecycle or not) created in `[from_ms, to_ms)`.
 pub fn records_in(fake: &FakeLacework, from_ms: i64, to_ms: i64) -> Vec<FakeRecord> {
     fake.records()
