@@ -15,4 +15,5 @@ pub mod poller;
 pub mod service;
 pub mod sinks;
 pub mod telemetry;
+pub mod text;
 pub mod tls;

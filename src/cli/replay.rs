@@ -8,8 +8,8 @@ use anyhow::anyhow;
 use crate::checkpoint::{ReplayJob, now_ms};
 use crate::cli::run::{build_poller, load, open_store};
 use crate::cli::times::TimeArg;
+use crate::cli::times::show_time;
 use crate::cli::{Environment, Failure, ReplayArgs, shutdown_on_signals};
-use crate::event::format_time_ms;
 use crate::poller::ReplayOutcome;
 
 /// Runs `replay`.
@@ -30,8 +30,8 @@ pub async fn replay(
     {
         return Err(Failure::usage(anyhow!(
             "--from {} is not before --to {}: the range is FROM inclusive, TO exclusive",
-            show(from),
-            show(to)
+            show_time(from),
+            show_time(to)
         )));
     }
     let saved = store.replays().await.map_err(Failure::runtime)?;
@@ -54,7 +54,7 @@ pub async fn replay(
                 )));
             }
             if found.is_none() {
-                tracing::info!(from = %show(from), to = %show(to), "No interrupted replay of this range; starting from its beginning.");
+                tracing::info!(from = %show_time(from), to = %show_time(to), "No interrupted replay of this range; starting from its beginning.");
             }
             found
         }
@@ -86,7 +86,7 @@ pub async fn replay(
     let settled_until = now - loaded.config.poll.settle.as_millis() as i64;
     if job.to_ms > settled_until {
         tracing::warn!(
-            to = %show(job.to_ms),
+            to = %show_time(job.to_ms),
             "The range reaches into the last poll.settle: records of the last minutes may not have landed yet."
         );
     }
@@ -103,9 +103,9 @@ pub async fn replay(
     let shutdown = shutdown_on_signals();
     tracing::info!(
         job = %job.id,
-        from = %show(job.from_ms),
-        to = %show(job.to_ms),
-        resume_at = %show(job.position_ms),
+        from = %show_time(job.from_ms),
+        to = %show_time(job.to_ms),
+        resume_at = %show_time(job.position_ms),
         sinks = ?poller.sinks().names(),
         "Replay starting."
     );
@@ -125,8 +125,4 @@ pub async fn replay(
         ),
     }
     Ok(())
-}
-
-fn show(ms: i64) -> String {
-    format_time_ms(ms).unwrap_or_else(|| ms.to_string())
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::checkpoint::now_ms;
 use crate::cli::run::{live_stream_key, load_config, open_store};
+use crate::cli::times::show_time;
 use crate::cli::{Environment, Failure, StateCommand, report};
 use crate::config::Config;
 use crate::config::secrets::Credentials;
@@ -65,7 +66,7 @@ pub async fn state(
                 match s.position_ms {
                     Some(position) => text.push_str(&format!(
                         "  checkpoint:     {} (lag {})\n",
-                        show(position),
+                        show_time(position),
                         humantime::format_duration(std::time::Duration::from_secs(
                             ((now - position) / 1000).max(0) as u64
                         ))
@@ -73,7 +74,7 @@ pub async fn state(
                     None => text.push_str("  checkpoint:     none\n"),
                 }
                 if let Some(updated) = s.updated_at_ms {
-                    text.push_str(&format!("  updated:        {}\n", show(updated)));
+                    text.push_str(&format!("  updated:        {}\n", show_time(updated)));
                 }
                 text.push_str(&format!("  remembered ids: {}\n", s.n_delivered_ids));
             }
@@ -81,9 +82,9 @@ pub async fn state(
                 text.push_str(&format!(
                     "unfinished replay {}: [{}, {}) at {}{}\n",
                     r.id,
-                    show(r.from_ms),
-                    show(r.to_ms),
-                    show(r.position_ms),
+                    show_time(r.from_ms),
+                    show_time(r.to_ms),
+                    show_time(r.position_ms),
                     if r.sinks.is_empty() {
                         String::new()
                     } else {
@@ -105,14 +106,17 @@ pub async fn state(
             if position > now_ms() {
                 return Err(Failure::usage(anyhow!(
                     "--to {} is in the future",
-                    show(position)
+                    show_time(position)
                 )));
             }
             store
                 .set_cursor(&stream, position)
                 .await
                 .map_err(Failure::runtime)?;
-            report(&format!("{stream}: checkpoint set to {}", show(position)));
+            report(&format!(
+                "{stream}: checkpoint set to {}",
+                show_time(position)
+            ));
         }
     }
     Ok(())
@@ -144,8 +148,4 @@ fn stream_of(config: &Config, environment: &Environment) -> Result<String, Failu
         lacework.sub_account.as_deref(),
         lacework.org_access,
     ))
-}
-
-fn show(ms: i64) -> String {
-    format_time_ms(ms).unwrap_or_else(|| ms.to_string())
 }

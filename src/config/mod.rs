@@ -221,24 +221,8 @@ fn key_at_offset(text: &str, offset: usize) -> Option<String> {
 /// When the message names one of its keys (`unknown field `x``) or quotes one of its values,
 /// that key is the one meant.
 fn refine_key_in_table(text: &str, key: &str, message: &str) -> Option<String> {
-    use toml::de::{DeTable, DeValue};
-    let document = DeTable::parse(text).ok()?;
-    let mut table: &DeTable<'_> = document.get_ref();
-    for segment in key.split('.') {
-        let (name, index) = match segment.split_once('[') {
-            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (segment, None),
-        };
-        let (_, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == name)?;
-        let value = match (value.get_ref(), index) {
-            (DeValue::Array(array), Some(index)) => array.get(index)?.get_ref(),
-            (value, _) => value,
-        };
-        let DeValue::Table(inner) = value else {
-            return None;
-        };
-        table = inner;
-    }
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let table = walk_key(document.get_ref(), key).table?;
     let named = table
         .iter()
         .find(|(k, _)| message.contains(&format!("`{}`", k.get_ref())));
@@ -253,37 +237,61 @@ fn refine_key_in_table(text: &str, key: &str, message: &str) -> Option<String> {
         .map(|(k, _)| format!("{key}.{}", k.get_ref()))
 }
 
-/// Finds the line of a dotted key path such as `poll.window` or `sinks[1].url`.
+/// Finds the line of a dotted key path such as `poll.window` or `sinks[1].url`; a key left out
+/// (defaulted) points at the table that should hold it.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    use toml::de::{DeTable, DeValue};
-    let document = DeTable::parse(text).ok()?;
-    let mut table: &DeTable<'_> = document.get_ref();
-    let mut span = None;
-    for segment in key.split('.') {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    walk_key(document.get_ref(), key)
+        .span
+        .map(|span| line_at(text, span.start))
+}
+
+/// Where a dotted key path led in a parsed document.
+struct KeyWalk<'d, 'i> {
+    /// Span of the deepest key (or array element) found on the path.
+    span: Option<std::ops::Range<usize>>,
+    /// The table the whole path names, when it names one.
+    table: Option<&'d toml::de::DeTable<'i>>,
+}
+
+/// Follows `poll.window` or `sinks[1].url` through `root` as far as it exists.
+fn walk_key<'d, 'i>(root: &'d toml::de::DeTable<'i>, key: &str) -> KeyWalk<'d, 'i> {
+    use toml::de::DeValue;
+    let mut walk = KeyWalk {
+        span: None,
+        table: None,
+    };
+    let mut table = root;
+    let segments: Vec<&str> = key.split('.').collect();
+    for (position, segment) in segments.iter().enumerate() {
         let (name, index) = match segment.split_once('[') {
             Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (segment, None),
+            None => (*segment, None),
         };
-        // A key left out (defaulted) points at the table that should hold it.
         let Some((found_key, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == name)
         else {
-            break;
+            return walk;
         };
-        span = Some(found_key.span());
+        walk.span = Some(found_key.span());
         let value = match (value.get_ref(), index) {
             (DeValue::Array(array), Some(index)) => {
-                let element = array.get(index)?;
-                span = Some(element.span());
+                let Some(element) = array.get(index) else {
+                    return walk;
+                };
+                walk.span = Some(element.span());
                 element.get_ref()
             }
             (value, _) => value,
         };
-        match value {
-            DeValue::Table(inner) => table = inner,
-            _ => break,
+        let DeValue::Table(inner) = value else {
+            return walk;
+        };
+        if position + 1 == segments.len() {
+            walk.table = Some(inner);
         }
+        table = inner;
     }
-    span.map(|span| line_at(text, span.start))
+    walk
 }
 
 #[cfg(test)]

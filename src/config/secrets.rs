@@ -1,7 +1,7 @@
 //! API key material: the redacting `Secret` type and reading key files.
 //!
-//! Invariant: a secret's text is reachable only through `Secret::expose`, which the token
-//! exchange calls. `Debug` prints `[redacted]` and there is no `Display`.
+//! Invariant: a secret's text is reachable only through `Secret::expose`, called only where a
+//! secret is sent (the token exchange, sink credentials). `Debug` prints `[redacted]` and there is no `Display`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -400,16 +400,7 @@ pub(crate) fn api_message(body: &[u8]) -> String {
             return message.to_string();
         }
     }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "(empty body)".to_string();
-    }
-    let mut short: String = text.chars().take(200).collect();
-    if short.len() < text.len() {
-        short.push('…');
-    }
-    short
+    crate::text::excerpt(&String::from_utf8_lossy(body), 200)
 }
 
 #[cfg(test)]

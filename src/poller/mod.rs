@@ -213,13 +213,7 @@ impl Poller {
                 }
                 Ok(Outcome::Cancelled) => return Ok(()),
                 Err(error) if error.is_bad_window() && window.len() > MIN_SPLIT_WINDOW => {
-                    max_window = (window.len() / 2).max(MIN_SPLIT_WINDOW);
-                    tracing::warn!(
-                        stream,
-                        error = %error,
-                        window_secs = max_window.as_secs(),
-                        "The API refused the window; reading shorter windows."
-                    );
+                    max_window = shorter_window(stream, window, &error);
                 }
                 Err(error) if error.is_retryable() && !once => {
                     crate::metrics::emit::window_failed(stream);
@@ -277,8 +271,7 @@ impl Poller {
                 }
                 Ok(Outcome::Cancelled) => return Ok(ReplayOutcome::Interrupted),
                 Err(error) if error.is_bad_window() && window.len() > MIN_SPLIT_WINDOW => {
-                    max_window = (window.len() / 2).max(MIN_SPLIT_WINDOW);
-                    tracing::warn!(error = %error, window_secs = max_window.as_secs(), "The API refused the window; reading shorter windows.");
+                    max_window = shorter_window(&stream, window, &error);
                 }
                 Err(error) => return Err(error),
             }
@@ -286,6 +279,20 @@ impl Poller {
         self.store.finish_replay(job).await?;
         Ok(ReplayOutcome::Finished)
     }
+}
+
+/// The window length to use after `window` was refused (400) or held more rows than one query
+/// returns: half of it, never below `MIN_SPLIT_WINDOW`. Nothing of the window was committed,
+/// so it is read again, shorter.
+fn shorter_window(stream: &str, window: Window, error: &Error) -> Duration {
+    let shorter = (window.len() / 2).max(MIN_SPLIT_WINDOW);
+    tracing::warn!(
+        stream,
+        error = %error,
+        window_secs = shorter.as_secs(),
+        "The window cannot be read in one query; reading shorter windows."
+    );
+    shorter
 }
 
 /// Sleeps, or returns `true` early when shutdown is asked for.

@@ -184,12 +184,6 @@ pub struct WindowReader {
     result_cap: u64,
 }
 
-/// Events waiting for delivery and the ids they carry.
-#[derive(Default)]
-struct Batch {
-    events: Vec<LifecycleEvent>,
-}
-
 impl WindowReader {
     pub fn new(
         client: LaceworkClient,
@@ -240,7 +234,7 @@ impl WindowReader {
         };
         let started = std::time::Instant::now();
         let mut stats = WindowStats::default();
-        let mut batch = Batch::default();
+        let mut batch: Vec<LifecycleEvent> = Vec::new();
         // Three stages, each its own task, joined by one-slot channels: fetching (HTTP and the
         // page envelope), normalizing (parse, classify, hash), and here, deduplicating and
         // delivering. Throughput is the slowest stage's, not their sum, and at most a few
@@ -278,8 +272,8 @@ impl WindowReader {
                 if event.time.is_none() {
                     tracing::warn!(id = %event.id, "Record has no understandable createdTime; emitting it with time null.");
                 }
-                batch.events.push(event);
-                if batch.events.len() >= MAX_BATCH_EVENTS
+                batch.push(event);
+                if batch.len() >= MAX_BATCH_EVENTS
                     && self
                         .flush(stream, scope, &mut batch, &mut stats, shutdown)
                         .await?
@@ -339,24 +333,24 @@ impl WindowReader {
         &self,
         stream: &str,
         scope: Scope,
-        batch: &mut Batch,
+        batch: &mut Vec<LifecycleEvent>,
         stats: &mut WindowStats,
         shutdown: &CancellationToken,
     ) -> Result<Delivery, Error> {
-        if batch.events.is_empty() {
+        if batch.is_empty() {
             return Ok(Delivery::Delivered);
         }
-        batch.events.sort_by_key(|event| event.time);
-        if self.sinks.deliver_all(&batch.events, shutdown).await? == Delivery::Cancelled {
+        batch.sort_by_key(|event| event.time);
+        if self.sinks.deliver_all(batch, shutdown).await? == Delivery::Cancelled {
             return Ok(Delivery::Cancelled);
         }
-        stats.n_events += batch.events.len();
+        stats.n_events += batch.len();
         if scope == Scope::Live {
             let delivered: Vec<(RecordId, Option<i64>)> =
-                batch.events.iter().map(|e| (e.id, e.time)).collect();
+                batch.iter().map(|e| (e.id, e.time)).collect();
             self.store.commit(stream, delivered, None).await?;
         }
-        batch.events.clear();
+        batch.clear();
         self.progress.touch();
         Ok(Delivery::Delivered)
     }

@@ -321,3 +321,64 @@ async fn state_database_problems_exit_1() {
         "the API was called without usable state"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_explains_itself_with_help() {
+    // (arguments, words the help must contain so it can be used without the README)
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["--help"],
+            vec![
+                "run",
+                "replay",
+                "state",
+                "validate",
+                "demo",
+                "--config",
+                "LACEWORK_AUDIT_EXPORTER_CONFIG",
+                "--log-level",
+            ],
+        ),
+        (
+            vec!["run", "--help"],
+            vec!["--once", "checkpoint", "SIGTERM"],
+        ),
+        (
+            vec!["replay", "--help"],
+            vec![
+                "--from",
+                "--to",
+                "--sink",
+                "--resume",
+                "inclusive",
+                "exclusive",
+                "36h",
+                "RFC 3339",
+            ],
+        ),
+        (vec!["state", "--help"], vec!["show", "reset", "set"]),
+        (vec!["state", "show", "--help"], vec!["--json"]),
+        (vec!["state", "set", "--help"], vec!["--to"]),
+        (vec!["validate", "--help"], vec!["--online", "exit"]),
+        (vec!["demo", "--help"], vec!["--once", "--records", "fake"]),
+        (vec!["completions", "--help"], vec!["bash"]),
+        (vec!["manpage", "--help"], vec!["man page"]),
+    ];
+    for (args, words) in cases {
+        let help = run_bin(&args, &[]).await;
+        help.expect_code(0);
+        for word in words {
+            assert!(
+                help.stdout.contains(word),
+                "`{}` does not mention {word:?}:\n{}",
+                args.join(" "),
+                help.stdout
+            );
+        }
+        assert!(
+            help.stderr.is_empty(),
+            "help goes to stdout only: {}",
+            help.stderr
+        );
+    }
+}

@@ -277,7 +277,7 @@ impl WebhookSink {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let reply = response.text().await.unwrap_or_default();
-        let reply = short(&reply);
+        let reply = crate::text::excerpt(&reply, 300);
         match status {
             200..=299 => Attempt::Accepted,
             413 => Attempt::TooLarge,
@@ -351,16 +351,4 @@ fn without_url(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn short(text: &str) -> String {
-    let text = text.trim();
-    if text.is_empty() {
-        return "(empty body)".to_string();
-    }
-    let mut short: String = text.chars().take(300).collect();
-    if short.len() < text.len() {
-        short.push('…');
-    }
-    short
 }
