@@ -1,19 +1,26 @@
 //! lacework-audit-exporter: polls Lacework (FortiCNAPP) AuditLogs and exports user and
 //! API-key lifecycle events to sinks, with a SQLite checkpoint so nothing is lost or repeated.
 //!
-//! Data flows `lacework` -> `poller` -> `event` -> `sinks`, with `checkpoint` beside the
-//! poller. `cli` wires them; `config` describes them. See ARCHITECTURE.md.
+//! Data flows `lacework` -> `poller` -> `normalize` -> `sinks`, with `checkpoint` beside the
+//! poller. `exporter` builds and runs them; `cli` turns argv, the environment and signals into
+//! calls of `exporter`; `config` describes them. See ARCHITECTURE.md.
+//!
+//! Only `cli` is public (the binary calls it); everything else is crate-private so that the
+//! compiler reports any item nothing uses.
 
-pub mod backoff;
-pub mod checkpoint;
+mod backoff;
+mod checkpoint;
 pub mod cli;
-pub mod config;
-pub mod event;
-pub mod lacework;
-pub mod metrics;
-pub mod poller;
-pub mod service;
-pub mod sinks;
-pub mod telemetry;
-pub mod text;
-pub mod tls;
+mod config;
+mod event;
+mod exporter;
+mod lacework;
+mod metrics;
+mod normalize;
+mod poller;
+mod service;
+mod sinks;
+mod telemetry;
+mod text;
+mod time;
+mod tls;

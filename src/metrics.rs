@@ -92,6 +92,7 @@ impl Registry {
     }
 
     /// The current value of one series, if it exists (for tests and health checks).
+    #[cfg(test)]
     pub fn value(&self, name: &str, pairs: &[(&'static str, &str)]) -> Option<f64> {
         let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         families.get(name)?.series.get(&labels(pairs)).copied()
@@ -263,6 +264,46 @@ pub mod emit {
             "Records dropped because their id was already delivered.",
             &[("stream", stream)],
             n_duplicates,
+        );
+    }
+
+    /// The Kafka brokers acknowledged messages.
+    pub fn kafka_messages_acknowledged(sink: &str, n_messages: u64) {
+        global().counter_add(
+            "lae_kafka_messages_acknowledged_total",
+            "Messages the Kafka brokers acknowledged.",
+            &[("sink", sink)],
+            n_messages,
+        );
+    }
+
+    /// A Kafka producer was thrown away and created anew.
+    pub fn kafka_producer_recreated(sink: &str) {
+        global().counter_add(
+            "lae_kafka_producers_recreated_total",
+            "Kafka producers thrown away and created anew after a fatal error or repeated timeouts.",
+            &[("sink", sink)],
+            1,
+        );
+    }
+
+    /// What this build is; set at scrape time.
+    pub fn build_info(version: &str) {
+        global().gauge_set(
+            "lae_build_info",
+            "Always 1; the version label tells the build.",
+            &[("version", version)],
+            1.0,
+        );
+    }
+
+    /// How far the live checkpoint is behind now; set at scrape time.
+    pub fn live_cursor_lag(lag_seconds: f64) {
+        global().gauge_set(
+            "lae_live_cursor_lag_seconds",
+            "How far the live checkpoint is behind now, at scrape time.",
+            &[],
+            lag_seconds,
         );
     }
 

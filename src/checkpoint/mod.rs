@@ -1,18 +1,23 @@
 //! The checkpoint store: per-stream cursors, ids of delivered events, replay progress.
 //!
 //! Invariant: only this module opens the database. Every call runs on the blocking pool so
-//! SQLite never stalls the async workers, and every write that matters is one transaction:
-//! a cursor moves together with the ids delivered up to it, or not at all.
+//! SQLite never stalls the async workers, and every write is one transaction. The poller
+//! records the ids of each acknowledged batch before it moves the cursor past them, so a
+//! cursor never covers an event whose id is not recorded.
+//!
+//! Invariant: this module imports nothing of ours but `event::RecordId` and the time helpers.
 
 mod sqlite;
+mod stream;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::event::RecordId;
+use crate::time::now_ms;
 
-pub use sqlite::SCHEMA_VERSION;
+pub(crate) use stream::live_stream_key;
 
 /// A checkpoint store failure.
 #[derive(Debug, thiserror::Error)]
@@ -121,11 +126,6 @@ impl CheckpointStore {
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     async fn with_connection<T, F>(&self, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
@@ -152,16 +152,22 @@ impl CheckpointStore {
             .await
     }
 
-    /// Records delivered ids and, when `cursor` is given, moves the cursor there (a new cursor
-    /// takes its origin; an existing one keeps its own), in one transaction.
-    pub async fn commit(
+    /// Records the ids (with their event times) of events every sink acknowledged.
+    pub async fn record_delivered(
         &self,
         stream: &str,
         delivered: Vec<(RecordId, Option<i64>)>,
-        cursor: Option<Cursor>,
     ) -> Result<(), Error> {
         let stream = stream.to_string();
-        self.with_connection(move |c| sqlite::commit(c, &stream, &delivered, cursor, now_ms()))
+        self.with_connection(move |c| sqlite::record_delivered(c, &stream, &delivered))
+            .await
+    }
+
+    /// Moves the stream's cursor: everything before `cursor.position_ms` was delivered. A new
+    /// cursor takes `cursor.origin_ms` as its origin; an existing one keeps its own.
+    pub async fn advance(&self, stream: &str, cursor: Cursor) -> Result<(), Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| sqlite::advance(c, &stream, cursor, now_ms()))
             .await
     }
 
@@ -222,19 +228,12 @@ impl CheckpointStore {
             .await
     }
 
-    /// Moves a replay's position and records the ids delivered up to it, in one transaction.
-    pub async fn advance_replay(
-        &self,
-        job: &ReplayJob,
-        delivered: Vec<(RecordId, Option<i64>)>,
-        position_ms: i64,
-    ) -> Result<(), Error> {
+    /// Moves a replay's position. A replay records no ids: each record belongs to exactly one
+    /// replay window, so nothing can repeat within it.
+    pub async fn advance_replay(&self, job: &ReplayJob, position_ms: i64) -> Result<(), Error> {
         let id = job.id.clone();
-        let stream = job.stream();
-        self.with_connection(move |c| {
-            sqlite::advance_replay(c, &id, &stream, &delivered, position_ms, now_ms())
-        })
-        .await
+        self.with_connection(move |c| sqlite::advance_replay(c, &id, position_ms, now_ms()))
+            .await
     }
 
     /// Deletes a finished replay and its ids.
@@ -249,9 +248,4 @@ impl CheckpointStore {
     pub async fn replays(&self) -> Result<Vec<ReplayJob>, Error> {
         self.with_connection(sqlite::replays).await
     }
-}
-
-/// Wall-clock now in epoch milliseconds.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

@@ -1,15 +1,19 @@
 //! `demo`: the real exporter against the embedded fake Lacework API, events on stdout.
+//!
+//! The only module that names the fake; it is compiled with the `demo` feature (on by default).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use tokio::sync::mpsc;
 
-use crate::cli::run::{Lifecycle, Loaded, run_loaded};
 use crate::cli::{Failure, shutdown_on_signals};
 use crate::config::Config;
-use crate::config::secrets::Credentials;
+use crate::exporter::{Daemon, Loaded};
+use crate::service::Notifier;
 
 /// `demo` options.
 #[derive(Debug, Args)]
@@ -94,7 +98,7 @@ type = "stdout"
     let config = Config::parse(&text)
         .context("demo configuration")
         .map_err(Failure::runtime)?;
-    let credentials = Credentials::resolve(&config.lacework, None)
+    let loaded = Loaded::resolve(config, None)
         .context("demo credentials")
         .map_err(Failure::runtime)?;
     tracing::info!(
@@ -102,20 +106,19 @@ type = "stdout"
         records = generated,
         "Demo: embedded fake Lacework API is serving a day of generated audit history; events follow on stdout (Ctrl-C stops)."
     );
-    let result = run_loaded(
-        &Loaded {
-            config,
-            credentials,
-            sink_context: Default::default(),
-        },
-        args.once,
-        shutdown_on_signals(),
-        &Lifecycle::detached(),
-    )
-    .await;
+    // No service manager and no reloads: the sender is dropped at once.
+    let (_, no_reloads) = mpsc::channel(1);
+    let result = Daemon { once: args.once }
+        .run(
+            loaded,
+            shutdown_on_signals(),
+            no_reloads,
+            Arc::new(Notifier::disabled()),
+        )
+        .await;
     if let Some(trickle) = trickle {
         trickle.abort();
     }
     fake.shutdown();
-    result
+    Ok(result?)
 }

@@ -1,14 +1,16 @@
-//! The command line: arguments, exit codes, signals, and one module per command.
+//! The command line: arguments, exit codes, signals, and one module per command. Commands get
+//! their parts from `exporter`; no command module imports another.
 //!
 //! Invariant: only this module reads environment variables and argv. Exit codes: 0 success,
 //! 1 a runtime failure (API, sink, state), 2 a usage or configuration error (nothing started).
 
+#[cfg(feature = "demo")]
 mod demo;
 mod generate;
 mod replay;
 mod run;
 mod state;
-pub mod times;
+mod times;
 mod validate;
 
 use std::path::PathBuf;
@@ -74,6 +76,7 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run the real poller against an embedded fake Lacework API (no account needed) and
     /// print events to stdout until Ctrl-C.
+    #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
@@ -140,7 +143,7 @@ pub struct ValidateArgs {
 
 /// A command's failure with its exit code.
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// Process exit code.
     pub code: u8,
     /// What went wrong.
@@ -165,9 +168,18 @@ impl Failure {
     }
 }
 
+impl From<crate::exporter::Error> for Failure {
+    fn from(error: crate::exporter::Error) -> Failure {
+        Failure {
+            code: if error.is_config() { 2 } else { 1 },
+            error: error.into(),
+        }
+    }
+}
+
 /// What the environment tells a command.
 #[derive(Debug, Clone, Default)]
-pub struct Environment {
+pub(crate) struct Environment {
     /// systemd's `$CREDENTIALS_DIRECTORY`.
     pub credentials_directory: Option<PathBuf>,
     /// systemd's `$NOTIFY_SOCKET`.
@@ -228,6 +240,7 @@ async fn dispatch(cli: Cli, environment: Environment) -> Result<(), Failure> {
         Command::Replay(args) => replay::replay(&cli.config, &environment, &args).await,
         Command::State(command) => state::state(&cli.config, &environment, &command).await,
         Command::Validate(args) => validate::validate(&cli.config, &environment, &args).await,
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::demo(&args).await,
         Command::Completions { shell } => generate::completions(shell),
         Command::Manpage => generate::manpage(),
@@ -235,7 +248,7 @@ async fn dispatch(cli: Cli, environment: Environment) -> Result<(), Failure> {
 }
 
 /// A token cancelled by the first SIGTERM or SIGINT. A second signal exits at once.
-pub fn shutdown_on_signals() -> CancellationToken {
+pub(crate) fn shutdown_on_signals() -> CancellationToken {
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     tokio::spawn(async move {

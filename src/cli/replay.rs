@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 
-use crate::checkpoint::{ReplayJob, now_ms};
-use crate::cli::run::{build_poller, load, open_store};
-use crate::cli::times::TimeArg;
-use crate::cli::times::show_time;
+use crate::checkpoint::ReplayJob;
+use crate::cli::times::{TimeArg, show_time};
 use crate::cli::{Environment, Failure, ReplayArgs, shutdown_on_signals};
-use crate::poller::ReplayOutcome;
+use crate::exporter::{Loaded, Parts, ReplayOutcome, open_store};
+use crate::time::now_ms;
 
 /// Runs `replay`.
 pub async fn replay(
@@ -18,7 +17,7 @@ pub async fn replay(
     environment: &Environment,
     args: &ReplayArgs,
 ) -> Result<(), Failure> {
-    let loaded = load(path, environment)?;
+    let loaded = Loaded::load(path, environment.credentials_directory.as_deref())?;
     let store = open_store(&loaded.config).await?;
     let now = now_ms();
     let requested = args.from.map(|from| {
@@ -99,25 +98,18 @@ pub async fn replay(
             .map(str::to_string)
             .collect()
     };
-    let poller = build_poller(&loaded, store, &sinks).await?;
+    let parts = Parts::build(&loaded, &sinks).await?;
+    parts.check_sinks_at_start().await?;
     let shutdown = shutdown_on_signals();
     tracing::info!(
         job = %job.id,
         from = %show_time(job.from_ms),
         to = %show_time(job.to_ms),
         resume_at = %show_time(job.position_ms),
-        sinks = ?poller.sinks().names(),
+        sinks = ?parts.sinks.names(),
         "Replay starting."
     );
-    let outcome = poller.replay(&job, &shutdown).await;
-    let closed = poller.sinks().close().await;
-    let outcome = outcome.map_err(|error| {
-        Failure::runtime(
-            anyhow::Error::new(error).context("replay stopped; `replay --resume` continues it"),
-        )
-    })?;
-    closed.map_err(Failure::runtime)?;
-    match outcome {
+    match parts.replay(&loaded, store, &job, &shutdown).await? {
         ReplayOutcome::Finished => tracing::info!(job = %job.id, "Replay finished."),
         ReplayOutcome::Interrupted => tracing::warn!(
             job = %job.id,

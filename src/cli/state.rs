@@ -5,13 +5,10 @@ use std::path::Path;
 use anyhow::anyhow;
 use serde_json::json;
 
-use crate::checkpoint::now_ms;
-use crate::cli::run::{live_stream_key, load_config, open_store};
 use crate::cli::times::show_time;
 use crate::cli::{Environment, Failure, StateCommand, report};
-use crate::config::Config;
-use crate::config::secrets::Credentials;
-use crate::event::format_time_ms;
+use crate::exporter::{live_stream_of, open_store, read_config};
+use crate::time::{format_time_ms, now_ms};
 
 /// Runs a `state` subcommand.
 pub async fn state(
@@ -19,8 +16,8 @@ pub async fn state(
     environment: &Environment,
     command: &StateCommand,
 ) -> Result<(), Failure> {
-    let config = load_config(path)?;
-    let stream = stream_of(&config, environment)?;
+    let config = read_config(path)?;
+    let stream = live_stream_of(&config, environment.credentials_directory.as_deref())?;
     let store = open_store(&config).await?;
     match command {
         StateCommand::Show { json } => {
@@ -120,32 +117,4 @@ pub async fn state(
         }
     }
     Ok(())
-}
-
-/// The live stream key, reading a key file only when the configuration alone cannot tell
-/// (so `state` works for an operator who cannot read the secret).
-fn stream_of(config: &Config, environment: &Environment) -> Result<String, Failure> {
-    let lacework = &config.lacework;
-    if lacework.api_key_file.is_some() {
-        let credentials =
-            Credentials::resolve(lacework, environment.credentials_directory.as_deref()).map_err(
-                |error| Failure::usage(anyhow::Error::new(error).context("invalid configuration")),
-            )?;
-        return Ok(live_stream_key(
-            &credentials.api_origin,
-            credentials.sub_account.as_deref(),
-            lacework.org_access,
-        ));
-    }
-    let origin = match (&lacework.base_url, &lacework.account) {
-        (Some(base_url), _) => crate::config::lacework_origin_from_base_url(base_url),
-        (None, Some(account)) => crate::config::lacework_origin_from_account(account),
-        (None, None) => Err("account is required".to_string()),
-    }
-    .map_err(|message| Failure::usage(anyhow!("invalid configuration: {message}")))?;
-    Ok(live_stream_key(
-        &origin,
-        lacework.sub_account.as_deref(),
-        lacework.org_access,
-    ))
 }

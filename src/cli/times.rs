@@ -26,7 +26,7 @@ impl TimeArg {
 
 /// Epoch milliseconds for people: RFC 3339 with milliseconds, or the raw number when out of range.
 pub fn show_time(ms: i64) -> String {
-    crate::event::format_time_ms(ms).unwrap_or_else(|| ms.to_string())
+    crate::time::format_time_ms(ms).unwrap_or_else(|| ms.to_string())
 }
 
 /// Parses a time argument (used as a clap value parser, so errors become exit code 2).

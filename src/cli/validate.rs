@@ -2,12 +2,8 @@
 
 use std::path::Path;
 
-use anyhow::Context;
-
-use crate::cli::run::load;
 use crate::cli::{Environment, Failure, ValidateArgs, report};
-use crate::lacework::{ClientOptions, LaceworkClient};
-use crate::sinks::SinkSet;
+use crate::exporter::{Loaded, Parts};
 
 /// Runs `validate`.
 pub async fn validate(
@@ -15,7 +11,7 @@ pub async fn validate(
     environment: &Environment,
     args: &ValidateArgs,
 ) -> Result<(), Failure> {
-    let loaded = load(path, environment)?;
+    let loaded = Loaded::load(path, environment.credentials_directory.as_deref())?;
     let config = &loaded.config;
     let credentials = &loaded.credentials;
     let duration = |d: std::time::Duration| humantime::format_duration(d).to_string();
@@ -42,28 +38,10 @@ pub async fn validate(
     let sinks: Vec<&str> = config.sinks.iter().map(|s| s.name()).collect();
     text.push_str(&format!("  sinks:   {}", sinks.join(", ")));
     // Building reads every sink's credential files and certificates; it connects nowhere.
-    let selected: Vec<_> = config.sinks.iter().collect();
-    let sink_set = SinkSet::build(&selected, &loaded.sink_context)
-        .await
-        .context("invalid sink configuration")
-        .map_err(Failure::usage)?;
+    let parts = Parts::build(&loaded, &[]).await?;
     if args.online {
-        let client =
-            LaceworkClient::new(credentials, &ClientOptions::from_config(&config.lacework))
-                .context("cannot build the HTTP client")
-                .map_err(Failure::runtime)?;
-        client
-            .check_credentials()
-            .await
-            .context("the API key does not work")
-            .map_err(Failure::runtime)?;
-        text.push_str("\n  online:  token exchange OK");
-        sink_set
-            .healthcheck()
-            .await
-            .context("sink healthcheck failed")
-            .map_err(Failure::runtime)?;
-        text.push_str(", sinks reachable");
+        parts.check_online().await?;
+        text.push_str("\n  online:  token exchange OK, sinks reachable");
     }
     report(&text);
     Ok(())

@@ -1,13 +1,15 @@
-//! The `[lacework]` section: API host, API key and token settings.
+//! The `[lacework]` section (API host, API key and token settings) and the `Credentials` it
+//! resolves to once its secret and key files are read.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
 
 use crate::config::ConfigError;
-use crate::config::secrets::Secret;
+use crate::config::key_file::{KeyFile, read_key_file};
+use crate::config::secrets::{Secret, expand_credentials_directory, read_secret_file};
 
 /// Where and how to reach the Lacework API.
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +173,95 @@ impl LaceworkConfig {
             );
         }
         warnings
+    }
+}
+
+/// Everything needed to reach the API, after key files were read.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// API key id.
+    pub key_id: String,
+    /// API key secret.
+    pub secret: Secret,
+    /// Origin of the API, e.g. `https://acme.lacework.net`.
+    pub api_origin: Url,
+    /// Sub-account sent as `Account-Name`, if any.
+    pub sub_account: Option<String>,
+}
+
+impl Credentials {
+    /// Reads secret and key files named by the configuration.
+    /// `credentials_directory` is systemd's `$CREDENTIALS_DIRECTORY`, if set.
+    pub fn resolve(
+        config: &LaceworkConfig,
+        credentials_directory: Option<&Path>,
+    ) -> Result<Credentials, ConfigError> {
+        let mut key_file = KeyFile::default();
+        let secret = if let Some(secret) = &config.secret {
+            secret.clone()
+        } else if let Some(path) = &config.secret_file {
+            let path = expand_credentials_directory(path, credentials_directory)
+                .map_err(|message| ConfigError::invalid("lacework.secret_file", message))?;
+            read_secret_file(&path)
+                .map_err(|message| ConfigError::invalid("lacework.secret_file", message))?
+        } else if let Some(path) = &config.api_key_file {
+            let path = expand_credentials_directory(path, credentials_directory)
+                .map_err(|message| ConfigError::invalid("lacework.api_key_file", message))?;
+            key_file = read_key_file(&path)
+                .map_err(|message| ConfigError::invalid("lacework.api_key_file", message))?;
+            key_file.secret.clone().ok_or_else(|| {
+                ConfigError::invalid(
+                    "lacework.api_key_file",
+                    format!("{} has no secret (or password) entry", path.display()),
+                )
+            })?
+        } else {
+            return Err(ConfigError::invalid(
+                "lacework.secret_file",
+                "no API key secret is configured",
+            ));
+        };
+
+        let key_id = match (&config.key_id, &key_file.key_id) {
+            (Some(configured), Some(from_file)) if configured.trim() != from_file.trim() => {
+                return Err(ConfigError::invalid(
+                    "lacework.key_id",
+                    "differs from the keyId in api_key_file: remove one of them",
+                ));
+            }
+            (Some(key_id), _) | (None, Some(key_id)) => key_id.trim().to_string(),
+            (None, None) => {
+                return Err(ConfigError::invalid(
+                    "lacework.key_id",
+                    "no key id: set key_id or use an api_key_file that has keyId",
+                ));
+            }
+        };
+
+        let api_origin = if let Some(base_url) = &config.base_url {
+            parse_base_url(base_url)
+                .map_err(|message| ConfigError::invalid("lacework.base_url", message))?
+        } else {
+            let account = config
+                .account
+                .as_ref()
+                .or(key_file.account.as_ref())
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "lacework.account",
+                        "account is required: the key file does not name one",
+                    )
+                })?;
+            api_origin_for_account(account)
+                .map_err(|message| ConfigError::invalid("lacework.account", message))?
+        };
+
+        Ok(Credentials {
+            key_id,
+            secret,
+            api_origin,
+            sub_account: config.sub_account.clone().or(key_file.sub_account),
+        })
     }
 }
 

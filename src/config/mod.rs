@@ -1,13 +1,14 @@
 //! Configuration: the TOML file's shape, its pure validation, and loading it from disk.
 //!
 //! Loading is two steps on purpose: `Config::parse` turns text into a validated `Config`
-//! without touching anything else, and `secrets::Credentials::resolve` reads the secret files.
+//! without touching anything else, and `Credentials::resolve` reads the secret and key files.
 //! Every error names the key (and its line when the file has one) so an operator can fix it.
 
 mod events;
+mod key_file;
 mod lacework;
 mod poll;
-pub mod secrets;
+pub(crate) mod secrets;
 mod telemetry;
 mod units;
 
@@ -17,10 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use events::{EventsConfig, Include, RuleConfig};
-pub use lacework::{
-    LaceworkConfig, api_origin_for_account as lacework_origin_from_account,
-    parse_base_url as lacework_origin_from_base_url,
-};
+pub use lacework::{Credentials, LaceworkConfig, api_origin_for_account, parse_base_url};
 pub use poll::{PollConfig, StateConfig};
 pub use telemetry::TelemetryConfig;
 pub use units::ByteSize;
@@ -142,8 +140,12 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         for (idx, sink) in self.sinks.iter().enumerate() {
-            sink.validate().map_err(|(key, message)| {
-                ConfigError::invalid(format!("sinks[{idx}].{key}"), message)
+            sink.validate().map_err(|mut error| {
+                error.key = Some(match error.key {
+                    Some(key) => format!("sinks[{idx}].{key}"),
+                    None => format!("sinks[{idx}]"),
+                });
+                error
             })?;
             if !names.insert(sink.name()) {
                 return Err(ConfigError::invalid(

@@ -1,11 +1,11 @@
-//! Normalized lifecycle events: our stable output schema, their types and how records map to them.
+//! Normalized lifecycle events: our stable output schema and its types. How audit records
+//! become events is `normalize`'s business; this module only says what an event is.
 //!
 //! The event JSON is a contract with consumers: `SCHEMA` names its version and a golden test
 //! pins its serialized form. Change it only by adding fields, or by a new schema version.
-
-mod classify;
-mod normalize;
-mod target;
+//!
+//! Invariant: this module imports nothing of ours but the time helpers, so every sink and the
+//! checkpoint can depend on it without depending on the API client or the configuration.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,8 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-pub use classify::Classifier;
-pub use normalize::{IdAssigner, Normalizer, RecordId, content_digest};
+use crate::time::format_time_ms;
 
 /// Version tag carried by every event.
 pub const SCHEMA: &str = "lacework-audit-exporter/v1";
@@ -153,18 +152,46 @@ pub struct LifecycleEvent {
     pub raw: Box<RawValue>,
 }
 
+/// An event's stable id: 128 bits, shown as 32 lowercase hex digits. How it is derived from a
+/// record is `normalize::id`'s business.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId(pub [u8; 16]);
+
+impl RecordId {
+    /// Parses 32 hex digits.
+    #[cfg(test)]
+    pub fn from_hex(text: &str) -> Option<RecordId> {
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(RecordId(bytes))
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buffer = [0u8; 32];
+        hex::encode_to_slice(self.0, &mut buffer).expect("buffer fits");
+        f.write_str(std::str::from_utf8(&buffer).expect("hex is ascii"))
+    }
+}
+
+impl fmt::Debug for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RecordId({self})")
+    }
+}
+
+impl Serialize for RecordId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 fn serialize_time_ms<S: Serializer>(time: &Option<i64>, serializer: S) -> Result<S::Ok, S::Error> {
     match time.and_then(format_time_ms) {
         Some(text) => serializer.serialize_str(&text),
         None => serializer.serialize_none(),
     }
-}
-
-/// Formats epoch milliseconds as `2026-11-01T09:15:02.123Z`.
-pub fn format_time_ms(ms: i64) -> Option<String> {
-    // `to_rfc3339_opts` writes directly; `format()` would parse a strftime pattern each time.
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 impl LifecycleEvent {

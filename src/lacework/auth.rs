@@ -13,7 +13,7 @@ use url::Url;
 
 use crate::config::secrets::Secret;
 use crate::lacework::Error;
-use crate::lacework::client::{api_message, read_body};
+use crate::lacework::http::{api_message, read_body, transport_label};
 
 /// Path of the token exchange.
 pub const TOKEN_PATH: &str = "/api/v2/access/tokens";
@@ -99,10 +99,7 @@ impl TokenProvider {
             .send()
             .await
             .map_err(|source| {
-                crate::metrics::emit::api_request(
-                    TOKEN_PATH,
-                    crate::lacework::client::transport_label(&source),
-                );
+                crate::metrics::emit::api_request(TOKEN_PATH, transport_label(&source));
                 Error::Transport {
                     endpoint: TOKEN_PATH.to_string(),
                     source,

@@ -9,9 +9,10 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use url::Url;
 
 use crate::backoff::{Backoff, server_wait, with_small_jitter};
+use crate::config::Credentials;
 use crate::config::LaceworkConfig;
-use crate::config::secrets::Credentials;
 use crate::lacework::auth::{Token, TokenProvider};
+use crate::lacework::http::{api_message, read_body, transport_label};
 use crate::lacework::{AuditLogPage, Error};
 
 /// Path of the AuditLogs endpoint.
@@ -69,21 +70,15 @@ impl LaceworkClient {
         credentials: &Credentials,
         options: &ClientOptions,
     ) -> Result<LaceworkClient, Error> {
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(options.request_timeout)
-            .connect_timeout(options.request_timeout.min(Duration::from_secs(15)))
-            .user_agent(concat!(
-                "lacework-audit-exporter/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            // Redirects could carry the bearer token elsewhere; the API does not use them.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|source| Error::Transport {
-                endpoint: credentials.api_origin.to_string(),
-                source,
-            })?;
+        let http = crate::tls::http_client(crate::tls::HttpClientOptions {
+            timeout: options.request_timeout,
+            connect_timeout: options.request_timeout.min(Duration::from_secs(15)),
+            ..Default::default()
+        })
+        .map_err(|source| Error::Transport {
+            endpoint: credentials.api_origin.to_string(),
+            source,
+        })?;
         let mut scope_headers = HeaderMap::new();
         scope_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if options.org_access {
@@ -113,11 +108,6 @@ impl LaceworkClient {
                 backoff: options.backoff,
             }),
         })
-    }
-
-    /// The API origin this client talks to.
-    pub fn origin(&self) -> &Url {
-        &self.inner.origin
     }
 
     /// Obtains a token, proving the key works (used by `validate --online`).
@@ -353,54 +343,11 @@ impl AuditLogPager {
         };
         Ok(Some(page))
     }
-
-    /// How many pages were read so far.
-    pub fn pages_read(&self) -> usize {
-        self.pages_read
-    }
 }
 
 /// Formats epoch milliseconds the way the API documents: `2024-05-01T00:00:00.000Z`.
 pub fn format_api_time(ms: i64) -> String {
-    crate::event::format_time_ms(ms).unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_string())
-}
-
-/// A metric label for a request that got no HTTP answer.
-pub(crate) fn transport_label(error: &reqwest::Error) -> &'static str {
-    if error.is_timeout() {
-        "timeout"
-    } else if error.is_connect() {
-        "connect_error"
-    } else {
-        "transport_error"
-    }
-}
-
-/// Reads a whole body; a connection that breaks mid-body is a transport error (retryable).
-pub(crate) async fn read_body(
-    response: reqwest::Response,
-    endpoint: &str,
-) -> Result<bytes::Bytes, Error> {
-    response.bytes().await.map_err(|source| Error::Transport {
-        endpoint: endpoint.to_string(),
-        source,
-    })
-}
-
-/// Lacework's error `message` (also the legacy `data.message` shapes), or the body's start.
-pub(crate) fn api_message(body: &[u8]) -> String {
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
-        let candidates = [
-            value.get("message"),
-            value.pointer("/data/message"),
-            value.pointer("/data/statusMessage"),
-            value.pointer("/data/ErrorMsg"),
-        ];
-        if let Some(message) = candidates.into_iter().flatten().find_map(|m| m.as_str()) {
-            return message.to_string();
-        }
-    }
-    crate::text::excerpt(&String::from_utf8_lossy(body), 200)
+    crate::time::format_time_ms(ms).unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_string())
 }
 
 #[cfg(test)]
@@ -469,22 +416,5 @@ mod tests {
             format_api_time(1_714_554_902_123),
             "2024-05-01T09:15:02.123Z"
         );
-    }
-
-    #[test]
-    fn api_message_reads_every_known_shape() {
-        assert_eq!(
-            api_message(br#"{"message":"Invalid Date"}"#),
-            "Invalid Date"
-        );
-        assert_eq!(
-            api_message(br#"{"ok":false,"data":{"statusMessage":"nope"}}"#),
-            "nope"
-        );
-        assert_eq!(
-            api_message(b"<html>502 Bad Gateway</html>"),
-            "<html>502 Bad Gateway</html>"
-        );
-        assert_eq!(api_message(b""), "(empty body)");
     }
 }

@@ -7,7 +7,8 @@ mod audit_logs;
 mod auth;
 mod client;
 mod error;
+mod http;
 
-pub use audit_logs::{AuditLog, AuditLogPage, CreatedTime, parse_time_text};
-pub use client::{AuditLogPager, ClientOptions, LaceworkClient, format_api_time};
+pub use audit_logs::{AuditLog, AuditLogPage};
+pub use client::{AuditLogPager, ClientOptions, LaceworkClient};
 pub use error::Error;

@@ -5,68 +5,31 @@
 //! window was acknowledged by every sink. Ids are recorded as batches are acknowledged, so a
 //! window read again after a crash emits only what was not delivered before.
 
+mod error;
 mod reader;
-pub mod window;
+mod window;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::checkpoint::{CheckpointStore, Cursor, ReplayJob, now_ms};
+use crate::checkpoint::{CheckpointStore, Cursor, ReplayJob};
 use crate::config::PollConfig;
-use crate::event::Normalizer;
 use crate::lacework::LaceworkClient;
+use crate::normalize::Normalizer;
 use crate::service::Progress;
 use crate::sinks::SinkSet;
+use crate::time::{format_time_ms, now_ms};
 
-pub use reader::WindowStats;
+pub(crate) use error::Error;
 use reader::{Outcome, Scope, WindowReader};
 use window::{Window, live_limit, next_window};
 
-/// A poller failure.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Talking to Lacework failed.
-    #[error(transparent)]
-    Lacework(#[from] crate::lacework::Error),
-    /// A sink refused the events.
-    #[error(transparent)]
-    Sink(#[from] crate::sinks::Error),
-    /// The checkpoint store failed.
-    #[error(transparent)]
-    Checkpoint(#[from] crate::checkpoint::Error),
-    /// The window holds more records than the API returns for one query (500,000): reading it
-    /// would silently miss some, so it must be read as shorter windows.
-    #[error("the window holds {rows} records, more than the {cap} the API returns for one query")]
-    ResultCapped {
-        /// Rows the API reported (or counted).
-        rows: u64,
-        /// The cap.
-        cap: u64,
-    },
-}
-
-impl Error {
-    /// Whether reading the window again later may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Lacework(error) => error.is_retryable(),
-            Error::Sink(error) => error.is_retryable(),
-            Error::Checkpoint(_) | Error::ResultCapped { .. } => false,
-        }
-    }
-
-    /// Whether the API refused the window itself (400), so a shorter one may work.
-    fn is_bad_window(&self) -> bool {
-        matches!(self, Error::Lacework(error) if error.status() == Some(400))
-            || matches!(self, Error::ResultCapped { .. })
-    }
-}
-
 /// How a replay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayOutcome {
+pub(crate) enum ReplayOutcome {
     /// The whole range was delivered.
     Finished,
     /// Shutdown came first; progress is saved for `--resume`.
@@ -76,8 +39,23 @@ pub enum ReplayOutcome {
 /// Windows never shrink below this when the API refuses long ones.
 const MIN_SPLIT_WINDOW: Duration = Duration::from_secs(60);
 
+/// What a poller is built from. The caller keeps its own handles (the client and the sinks
+/// are shared) for what it does before and after a walk: the first token, closing the sinks.
+pub(crate) struct PollerParts {
+    /// Reads the API.
+    pub client: LaceworkClient,
+    /// Turns pages into events.
+    pub normalizer: Arc<Normalizer>,
+    /// Where events go.
+    pub sinks: Arc<SinkSet>,
+    /// Cursors and delivered ids.
+    pub store: CheckpointStore,
+    /// Marks for the watchdog and `/healthz`.
+    pub progress: Progress,
+}
+
 /// Everything a walk needs.
-pub struct Poller {
+pub(crate) struct Poller {
     reader: WindowReader,
     store: CheckpointStore,
     poll: PollConfig,
@@ -86,52 +64,20 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// Assembles a poller from built parts.
-    pub fn new(
-        client: LaceworkClient,
-        normalizer: Normalizer,
-        sinks: SinkSet,
-        store: CheckpointStore,
-        poll: PollConfig,
-        retention: Duration,
-    ) -> Poller {
-        let progress = Progress::default();
+    /// Assembles a poller. `retention` is how long delivered ids are remembered.
+    pub(crate) fn new(parts: PollerParts, poll: PollConfig, retention: Duration) -> Poller {
         Poller {
-            reader: WindowReader::new(
-                client,
-                normalizer,
-                sinks,
-                store.clone(),
-                progress.clone(),
-                poll.max_result_rows,
-            ),
-            store,
+            reader: WindowReader::new(&parts, poll.max_result_rows),
+            store: parts.store,
             poll,
             retention,
-            progress,
+            progress: parts.progress,
         }
-    }
-
-    /// Progress marks for the watchdog and `/healthz`; replaces the poller's own.
-    pub fn with_progress(mut self, progress: Progress) -> Poller {
-        self.reader.set_progress(progress.clone());
-        self.progress = progress;
-        self
-    }
-
-    /// Obtains an access token, proving the API key works.
-    pub async fn check_api(&self) -> Result<(), Error> {
-        Ok(self.reader.client().check_credentials().await?)
-    }
-
-    /// The sinks, e.g. to close them at exit.
-    pub fn sinks(&self) -> &SinkSet {
-        self.reader.sinks()
     }
 
     /// Follows the live stream: catch up from the checkpoint (or `lookback` ago) to
     /// `now - settle`, then poll every `interval`. With `once`, returns when caught up.
-    pub async fn run_live(
+    pub(crate) async fn run_live(
         &self,
         stream: &str,
         once: bool,
@@ -161,7 +107,7 @@ impl Poller {
                     let start = now_ms() - self.poll.lookback.as_millis() as i64;
                     tracing::info!(
                         stream,
-                        start = %crate::event::format_time_ms(start).unwrap_or_default(),
+                        start = %format_time_ms(start).unwrap_or_default(),
                         "No checkpoint yet; starting poll.lookback ago."
                     );
                     Cursor {
@@ -194,13 +140,12 @@ impl Poller {
             match self.reader.read(stream, query, Scope::Live, shutdown).await {
                 Ok(Outcome::Completed(stats)) => {
                     self.store
-                        .commit(
+                        .advance(
                             stream,
-                            Vec::new(),
-                            Some(Cursor {
+                            Cursor {
                                 position_ms: window.end_ms,
                                 origin_ms: cursor.origin_ms,
-                            }),
+                            },
                         )
                         .await?;
                     self.progress.committed(window.end_ms);
@@ -237,7 +182,7 @@ impl Poller {
 
     /// Replays `[job.from_ms, job.to_ms)` from `job.position_ms`, saving progress after each
     /// window. Never touches the live cursor.
-    pub async fn replay(
+    pub(crate) async fn replay(
         &self,
         job: &ReplayJob,
         shutdown: &CancellationToken,
@@ -263,9 +208,7 @@ impl Poller {
                 .await
             {
                 Ok(Outcome::Completed(stats)) => {
-                    self.store
-                        .advance_replay(job, Vec::new(), window.end_ms)
-                        .await?;
+                    self.store.advance_replay(job, window.end_ms).await?;
                     stats.log_committed(&stream, window, 0);
                     position = window.end_ms;
                 }

@@ -1,7 +1,7 @@
 //! Reading one window: pages in, events out, batches delivered and their ids recorded.
 
 use std::collections::HashSet;
-
+use std::ops::Range;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -9,16 +9,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::checkpoint::CheckpointStore;
-use crate::event::{IdAssigner, LifecycleEvent, Normalizer, RecordId, content_digest};
-use crate::lacework::{AuditLog, AuditLogPage, AuditLogPager, LaceworkClient};
-use crate::poller::Error;
+use crate::event::{LifecycleEvent, RecordId};
+use crate::lacework::{AuditLogPage, AuditLogPager, LaceworkClient};
+use crate::normalize::{IdAssigner, NormalizedPage, Normalizer};
 use crate::poller::window::Window;
+use crate::poller::{Error, PollerParts};
 use crate::service::Progress;
 use crate::sinks::{Delivery, SinkSet};
+use crate::time::{format_time_ms, now_ms};
 
 /// What a window read is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// The live stream: query ranges overlap, so ids are recorded per acknowledged batch and
     /// records delivered before are dropped.
     Live,
@@ -29,7 +31,7 @@ pub enum Scope {
 
 /// Events are delivered in batches of at most this many, sorted by time within a batch. A
 /// window with fewer events is delivered as one batch, in time order.
-pub const MAX_BATCH_EVENTS: usize = 5_000;
+pub(crate) const MAX_BATCH_EVENTS: usize = 5_000;
 
 /// Starts a task that walks `pager` and hands over pages through a one-slot channel. The
 /// channel closes after the last page or the first error; dropping the returned handle
@@ -56,25 +58,13 @@ fn spawn_page_fetcher(
     (page_rx, AbortOnDropHandle::new(task))
 }
 
-/// One page, normalized.
-struct NormalizedPage {
-    /// `paging.totalRows`, when the API gave it.
-    total_rows: Option<u64>,
-    /// Events to emit, ids assigned, in page order.
-    events: Vec<LifecycleEvent>,
-    /// Records on the page.
-    n_records: usize,
-    /// Records outside a replay window.
-    n_outside: usize,
-}
-
-/// Starts a task that turns pages into events: parse, keep only records inside `keep` (a
-/// replay window), classify, and give each its id. Ids depend on the order records are seen
-/// in (identical records are numbered), so this stage is one task per window.
+/// Starts a task that turns pages into events (`Normalizer::normalize_page`), keeping only
+/// records inside `keep` (a replay window). Ids depend on the order records are seen in
+/// (identical records are numbered), so this stage is one task per window.
 fn spawn_normalizer(
     mut pages: mpsc::Receiver<Result<AuditLogPage, crate::lacework::Error>>,
     normalizer: Arc<Normalizer>,
-    keep: Option<Window>,
+    keep: Option<Range<i64>>,
 ) -> (
     mpsc::Receiver<Result<NormalizedPage, crate::lacework::Error>>,
     AbortOnDropHandle<()>,
@@ -83,7 +73,7 @@ fn spawn_normalizer(
     let task = tokio::spawn(async move {
         let mut ids = IdAssigner::default();
         while let Some(page) = pages.recv().await {
-            let page = page.map(|page| normalize_page(&page, &normalizer, keep, &mut ids));
+            let page = page.map(|page| normalizer.normalize_page(&page, keep.as_ref(), &mut ids));
             if page_tx.send(page).await.is_err() {
                 return;
             }
@@ -92,41 +82,9 @@ fn spawn_normalizer(
     (page_rx, AbortOnDropHandle::new(task))
 }
 
-fn normalize_page(
-    page: &AuditLogPage,
-    normalizer: &Normalizer,
-    keep: Option<Window>,
-    ids: &mut IdAssigner,
-) -> NormalizedPage {
-    let mut normalized = NormalizedPage {
-        total_rows: page.total_rows,
-        events: Vec::new(),
-        n_records: page.records.len(),
-        n_outside: 0,
-    };
-    for raw in &page.records {
-        // `AuditLogPage::decode` guarantees an object, and every field is parsed leniently.
-        let record = AuditLog::parse(raw).unwrap_or_default();
-        if let (Some(keep), Some(time)) = (keep, record.created_ms())
-            && !keep.contains(time)
-        {
-            normalized.n_outside += 1;
-            continue;
-        }
-        let Some(event_type) = normalizer.emitted_type(&record) else {
-            continue;
-        };
-        let id = ids.next_id(&content_digest(&record));
-        normalized
-            .events
-            .push(normalizer.build_event(raw, &record, event_type, id));
-    }
-    normalized
-}
-
 /// Counters of one window.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct WindowStats {
+pub(crate) struct WindowStats {
     /// Pages fetched.
     pub pages: usize,
     /// Records received.
@@ -147,15 +105,15 @@ impl WindowStats {
         crate::metrics::emit::window_committed(
             stream,
             window.end_ms,
-            crate::checkpoint::now_ms(),
+            now_ms(),
             self.elapsed.as_secs_f64(),
             self.n_records as u64,
             self.n_duplicates as u64,
         );
         tracing::info!(
             stream,
-            window.start = %crate::event::format_time_ms(window.start_ms).unwrap_or_default(),
-            window.end = %crate::event::format_time_ms(window.end_ms).unwrap_or_default(),
+            window.start = %format_time_ms(window.start_ms).unwrap_or_default(),
+            window.end = %format_time_ms(window.end_ms).unwrap_or_default(),
             pages = self.pages,
             n_records = self.n_records,
             n_events = self.n_events,
@@ -167,7 +125,7 @@ impl WindowStats {
 }
 
 /// How reading a window ended.
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Every event was delivered and its id recorded.
     Completed(WindowStats),
     /// Shutdown came first; what was acknowledged is recorded, the rest is not.
@@ -175,49 +133,31 @@ pub enum Outcome {
 }
 
 /// Reads windows for a poller.
-pub struct WindowReader {
+pub(crate) struct WindowReader {
     client: LaceworkClient,
     normalizer: Arc<Normalizer>,
-    sinks: SinkSet,
+    sinks: Arc<SinkSet>,
     store: CheckpointStore,
     progress: Progress,
     result_cap: u64,
 }
 
 impl WindowReader {
-    pub fn new(
-        client: LaceworkClient,
-        normalizer: Normalizer,
-        sinks: SinkSet,
-        store: CheckpointStore,
-        progress: Progress,
-        result_cap: u64,
-    ) -> WindowReader {
+    /// A reader over the poller's parts; `result_cap` is the most rows one query returns.
+    pub(crate) fn new(parts: &PollerParts, result_cap: u64) -> WindowReader {
         WindowReader {
-            client,
-            normalizer: Arc::new(normalizer),
-            sinks,
-            store,
-            progress,
+            client: parts.client.clone(),
+            normalizer: Arc::clone(&parts.normalizer),
+            sinks: Arc::clone(&parts.sinks),
+            store: parts.store.clone(),
+            progress: parts.progress.clone(),
             result_cap,
         }
     }
 
-    pub fn set_progress(&mut self, progress: Progress) {
-        self.progress = progress;
-    }
-
-    pub fn client(&self) -> &LaceworkClient {
-        &self.client
-    }
-
-    pub fn sinks(&self) -> &SinkSet {
-        &self.sinks
-    }
-
     /// Reads the records of `query`, keeping only those inside `keep` when given, and
     /// delivers those not delivered on `stream` before.
-    pub async fn read(
+    pub(crate) async fn read(
         &self,
         stream: &str,
         query: Window,
@@ -226,7 +166,7 @@ impl WindowReader {
     ) -> Result<Outcome, Error> {
         let keep = match scope {
             Scope::Live => None,
-            Scope::Replay(window) => Some(window),
+            Scope::Replay(window) => Some(window.start_ms..window.end_ms),
         };
         let delivered_before = match scope {
             Scope::Live => self.store.delivered_since(stream, query.start_ms).await?,
@@ -348,7 +288,7 @@ impl WindowReader {
         if scope == Scope::Live {
             let delivered: Vec<(RecordId, Option<i64>)> =
                 batch.iter().map(|e| (e.id, e.time)).collect();
-            self.store.commit(stream, delivered, None).await?;
+            self.store.record_delivered(stream, delivered).await?;
         }
         batch.clear();
         self.progress.touch();

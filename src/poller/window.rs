@@ -16,11 +16,6 @@ impl Window {
     pub fn len(&self) -> Duration {
         Duration::from_millis((self.end_ms - self.start_ms).max(0) as u64)
     }
-
-    /// Whether `time_ms` falls inside.
-    pub fn contains(&self, time_ms: i64) -> bool {
-        self.start_ms <= time_ms && time_ms < self.end_ms
-    }
 }
 
 /// The next window to read after `cursor_ms`, or `None` when caught up.
@@ -92,7 +87,6 @@ mod tests {
             start_ms: 10,
             end_ms: 20,
         };
-        assert!(window.contains(10) && window.contains(19) && !window.contains(20));
         assert_eq!(window.len(), Duration::from_millis(10));
     }
 }

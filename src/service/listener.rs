@@ -53,27 +53,16 @@ pub async fn serve(
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let registry = crate::metrics::global();
-    registry.gauge_set(
-        "lae_build_info",
-        "Always 1; the version label tells the build.",
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        1.0,
-    );
+    crate::metrics::emit::build_info(env!("CARGO_PKG_VERSION"));
     if let Some(cursor) = state.progress.cursor_ms() {
-        registry.gauge_set(
-            "lae_live_cursor_lag_seconds",
-            "How far the live checkpoint is behind now, at scrape time.",
-            &[],
-            (crate::checkpoint::now_ms() - cursor) as f64 / 1000.0,
-        );
+        crate::metrics::emit::live_cursor_lag((crate::time::now_ms() - cursor) as f64 / 1000.0);
     }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        registry.render(),
+        crate::metrics::global().render(),
     )
 }
 
@@ -82,7 +71,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let cursor = state
         .progress
         .cursor_ms()
-        .and_then(crate::event::format_time_ms);
+        .and_then(crate::time::format_time_ms);
     let healthy = lag <= state.policy.max_lag;
     let body = json!({
         "status": if healthy { "ok" } else { "unhealthy" },

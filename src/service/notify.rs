@@ -59,11 +59,6 @@ impl Notifier {
         }
     }
 
-    /// Whether a service manager listens.
-    pub fn is_enabled(&self) -> bool {
-        self.socket.is_some()
-    }
-
     /// The watchdog timeout asked for by `WatchdogSec=`, if any.
     pub fn watchdog_timeout(&self) -> Option<Duration> {
         self.watchdog
@@ -74,9 +69,10 @@ impl Notifier {
         self.send("READY=1");
     }
 
-    /// Re-reading the configuration.
+    /// Re-reading the configuration. systemd (`Type=notify-reload`) wants the time of the
+    /// request on CLOCK_MONOTONIC, to tell this reload from an earlier one.
     pub fn reloading(&self) {
-        let monotonic_usec = monotonic_usec();
+        let monotonic_usec = crate::time::monotonic().as_micros();
         self.send(&format!("RELOADING=1\nMONOTONIC_USEC={monotonic_usec}"));
     }
 
@@ -114,21 +110,6 @@ fn address_of(path: &OsString) -> std::io::Result<std::os::unix::net::SocketAddr
     }
 }
 
-/// CLOCK_MONOTONIC in microseconds, as `RELOADING=1` wants it.
-fn monotonic_usec() -> u128 {
-    // std's Instant is CLOCK_MONOTONIC on Linux, but exposes no epoch; /proc/uptime is the
-    // same clock (plus suspend time is excluded in both).
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|text| {
-            text.split_whitespace()
-                .next()
-                .and_then(|s| s.parse::<f64>().ok())
-        })
-        .map(|seconds| (seconds * 1_000_000.0) as u128)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +135,30 @@ mod tests {
     }
 
     #[test]
+    fn reloading_carries_clock_monotonic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let listener = UnixDatagram::bind(&path).unwrap();
+        let notifier = Notifier::from_env(Some(path.into_os_string()), None, None);
+        let before = crate::time::monotonic().as_micros();
+        notifier.reloading();
+        let after = crate::time::monotonic().as_micros();
+        let mut buffer = [0u8; 256];
+        let n = listener.recv(&mut buffer).unwrap();
+        let message = std::str::from_utf8(&buffer[..n]).unwrap();
+        let usec: u128 = message
+            .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+            .unwrap_or_else(|| panic!("unexpected message {message:?}"))
+            .parse()
+            .unwrap();
+        // /proc/uptime (CLOCK_BOOTTIME in 10 ms steps) fell outside this bracket.
+        assert!(
+            before <= usec && usec <= after,
+            "{before} <= {usec} <= {after}"
+        );
+    }
+
+    #[test]
     fn watchdog_for_another_pid_is_ignored() {
         let notifier = Notifier::from_env(
             Some("/nonexistent/socket".into()),
@@ -161,6 +166,6 @@ mod tests {
             Some("1".into()),
         );
         assert_eq!(notifier.watchdog_timeout(), None);
-        assert!(!Notifier::from_env(None, None, None).is_enabled());
+        assert!(Notifier::from_env(None, None, None).socket.is_none());
     }
 }

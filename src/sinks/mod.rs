@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::config::ConfigError;
 use crate::event::LifecycleEvent;
 
 pub use error::Error;
@@ -75,8 +76,8 @@ impl SinkConfig {
         }
     }
 
-    /// Pure checks; the error is (key within the sink table, message).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Pure checks; the error's key is relative to the sink's table (`name`, `topic`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         match self {
             SinkConfig::Stdout(config) => config.validate(),
             SinkConfig::Kafka(config) => config.validate(),

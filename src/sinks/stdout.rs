@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use std::io::Write;
 
+use crate::config::ConfigError;
 use crate::event::LifecycleEvent;
 use crate::sinks::{Error, Sink};
 
@@ -16,9 +17,9 @@ pub struct StdoutConfig {
 }
 
 impl StdoutConfig {
-    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         match &self.name {
-            Some(name) if name.trim().is_empty() => Err(("name".into(), "is empty".into())),
+            Some(name) if name.trim().is_empty() => Err(ConfigError::invalid("name", "is empty")),
             _ => Ok(()),
         }
     }

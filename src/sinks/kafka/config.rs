@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::config::ConfigError;
 use crate::sinks::kafka::topic::TopicTemplate;
 
 /// Configuration of a Kafka sink.
@@ -169,8 +170,8 @@ impl KafkaConfig {
     }
 
     /// Pure checks; the error is (key within the sink table, message).
-    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
-        let invalid = |key: &str, message: String| Err((key.to_string(), message));
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| Err(ConfigError::invalid(key, message));
         if let Some(name) = &self.name
             && name.trim().is_empty()
         {
@@ -378,7 +379,8 @@ mod tests {
         let result = parse(extra).validate();
         match (result, expected) {
             (Ok(()), Ok(())) => {}
-            (Err((key, message)), Err((want_key, fragment))) => {
+            (Err(error), Err((want_key, fragment))) => {
+                let (key, message) = (error.key.unwrap_or_default(), error.message);
                 assert_eq!(key, want_key, "{extra}: {message}");
                 assert!(
                     message.contains(fragment),

@@ -166,26 +166,6 @@ impl ClientContext for KafkaContext {
     }
 }
 
-/// `lae_kafka_messages_acknowledged_total{sink}`.
-pub fn emit_messages_acknowledged(sink: &str, n_messages: usize) {
-    crate::metrics::global().counter_add(
-        "lae_kafka_messages_acknowledged_total",
-        "Messages the Kafka brokers acknowledged.",
-        &[("sink", sink)],
-        n_messages as u64,
-    );
-}
-
-/// `lae_kafka_producers_recreated_total{sink}`.
-pub fn emit_producer_recreated(sink: &str) {
-    crate::metrics::global().counter_add(
-        "lae_kafka_producers_recreated_total",
-        "Kafka producers thrown away and created anew after a fatal error or repeated timeouts.",
-        &[("sink", sink)],
-        1,
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,6 @@ mod record;
 mod sink;
 mod topic;
 
-pub use config::{KafkaConfig, KafkaFormat, KafkaKey, PropertyValue};
+pub use config::{KafkaConfig, KafkaKey};
 pub use sink::KafkaSink;
 pub use topic::TopicTemplate;

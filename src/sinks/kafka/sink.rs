@@ -28,7 +28,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use crate::config::secrets::read_secret;
 use crate::event::{LifecycleEvent, RecordId};
 use crate::sinks::kafka::classify::{Class, classify};
-use crate::sinks::kafka::health::{self, Health, KafkaContext};
+use crate::sinks::kafka::config::KafkaFormat;
+use crate::sinks::kafka::health::{Health, KafkaContext};
 use crate::sinks::kafka::record::Message;
 use crate::sinks::kafka::{KafkaConfig, KafkaKey, TopicTemplate};
 use crate::sinks::{BuildContext, Error, Sink};
@@ -68,6 +69,8 @@ impl KafkaSink {
             sink: name.clone(),
             message,
         };
+        // JSON is the only value format; a new one must be handled here before it compiles.
+        let KafkaFormat::Json = config.format;
         let topic =
             TopicTemplate::parse(&config.topic).map_err(|m| fatal(format!("topic: {m}")))?;
         let mut client_config = ClientConfig::new();
@@ -135,7 +138,7 @@ impl KafkaSink {
         tokio::task::spawn_blocking(move || drop(old));
         self.health.take_producer_fatal();
         self.consecutive_timeouts.store(0, Ordering::SeqCst);
-        health::emit_producer_recreated(&self.name);
+        crate::metrics::emit::kafka_producer_recreated(&self.name);
         tracing::warn!(sink = %self.name, reason, "Recreated the Kafka producer.");
         Ok(())
     }
@@ -332,7 +335,10 @@ impl Sink for KafkaSink {
             .collect();
         tracing::trace!(sink = %self.name, n_events = messages.len(), n_skipped = batch.len() - events.len(), "Producing a batch.");
         let outcome = self.send_all(&events, &messages).await?;
-        health::emit_messages_acknowledged(&self.name, outcome.n_acknowledged);
+        crate::metrics::emit::kafka_messages_acknowledged(
+            &self.name,
+            outcome.n_acknowledged as u64,
+        );
         if let Some(message) = outcome.fatal {
             return Err(self.fatal(message));
         }

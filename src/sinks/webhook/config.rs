@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::ByteSize;
+use crate::config::ConfigError;
 
 /// Configuration of a webhook sink.
 #[derive(Debug, Clone, Deserialize)]
@@ -135,8 +136,8 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 impl WebhookConfig {
-    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
-        let invalid = |key: &str, message: String| Err((key.to_string(), message));
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| Err(ConfigError::invalid(key, message));
         let url = match url::Url::parse(&self.url) {
             Ok(url) => url,
             Err(error) => return invalid("url", format!("{:?} is not a URL: {error}", self.url)),

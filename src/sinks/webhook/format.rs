@@ -3,8 +3,9 @@
 
 use serde_json::json;
 
-use crate::event::{LifecycleEvent, format_time_ms};
+use crate::event::LifecycleEvent;
 use crate::sinks::webhook::WebhookFormat;
+use crate::time::format_time_ms;
 
 /// Splunk HEC envelope settings.
 #[derive(Debug, Clone, Default)]

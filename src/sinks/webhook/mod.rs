@@ -5,6 +5,6 @@ mod format;
 mod signing;
 mod sink;
 
-pub use config::{BasicAuthConfig, Compression, WebhookConfig, WebhookFormat};
+pub use config::{Compression, WebhookConfig, WebhookFormat};
 pub use signing::Signer;
 pub use sink::WebhookSink;

@@ -117,21 +117,16 @@ impl WebhookSink {
             }
             None => None,
         };
-        let mut builder = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .user_agent(concat!(
-                "lacework-audit-exporter/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            // Standard Webhooks: a redirect is a failure, never followed.
-            .redirect(reqwest::redirect::Policy::none());
+        let mut options = crate::tls::HttpClientOptions {
+            timeout: config.timeout,
+            connect_timeout: config.timeout,
+            ..Default::default()
+        };
         if let Some(path) = &config.ca_file {
             let pem = read_file(path, credentials_directory)
                 .map_err(|m| fatal(format!("ca_file: {m}")))?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            options.extra_roots = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|error| fatal(format!("ca_file {}: {error}", path.display())))?;
-            builder = builder.tls_certs_merge(certificates);
         }
         if let (Some(cert), Some(key)) = (&config.client_cert_file, &config.client_key_file) {
             let mut pem = read_file(cert, credentials_directory)
@@ -141,16 +136,15 @@ impl WebhookSink {
                 read_file(key, credentials_directory)
                     .map_err(|m| fatal(format!("client_key_file: {m}")))?,
             );
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+            options.identity = Some(reqwest::Identity::from_pem(&pem).map_err(|_| {
                 fatal(
                     "client_cert_file/client_key_file: not a PEM certificate and private key"
                         .into(),
                 )
-            })?;
-            builder = builder.identity(identity);
+            })?);
         }
-        let http = builder
-            .build()
+        // Standard Webhooks: a redirect is a failure, never followed (the shared builder's rule).
+        let http = crate::tls::http_client(options)
             .map_err(|error| fatal(format!("cannot build the HTTP client: {error}")))?;
         Ok(WebhookSink {
             name,

@@ -1,4 +1,4 @@
-//! From a raw audit record to a `LifecycleEvent`: stable ids, classification, field mapping.
+//! Stable event ids derived from a record's content.
 //!
 //! Records carry no id, so an event's id is derived from the record's content: SHA-256 over
 //! the six documented fields (time normalized to milliseconds when it parses), truncated to
@@ -7,50 +7,11 @@
 //! not mistaken for a re-read one, and re-reading the same window yields the same ids.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 
-use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::config::{EventsConfig, Include};
-use crate::event::classify::Classifier;
-use crate::event::target::extract_target;
-use crate::event::{EventType, LifecycleEvent, SCHEMA};
+use crate::event::RecordId;
 use crate::lacework::AuditLog;
-
-/// An event's stable id: 128 bits, shown as 32 lowercase hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RecordId(pub [u8; 16]);
-
-impl RecordId {
-    /// Parses 32 hex digits.
-    pub fn from_hex(text: &str) -> Option<RecordId> {
-        let mut bytes = [0u8; 16];
-        hex::decode_to_slice(text, &mut bytes).ok()?;
-        Some(RecordId(bytes))
-    }
-}
-
-impl fmt::Display for RecordId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buffer = [0u8; 32];
-        hex::encode_to_slice(self.0, &mut buffer).expect("buffer fits");
-        f.write_str(std::str::from_utf8(&buffer).expect("hex is ascii"))
-    }
-}
-
-impl fmt::Debug for RecordId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RecordId({self})")
-    }
-}
-
-impl Serialize for RecordId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
 
 /// SHA-256 over a record's documented fields, each length-prefixed so no two different
 /// records can produce the same byte stream.
@@ -108,70 +69,10 @@ impl IdAssigner {
     }
 }
 
-/// Classifies records and builds events from them.
-#[derive(Debug, Clone)]
-pub struct Normalizer {
-    classifier: Classifier,
-    include: Include,
-    default_account: Option<String>,
-}
-
-impl Normalizer {
-    /// Builds a normalizer. `default_account` fills `account` for records without
-    /// `accountName`.
-    pub fn new(
-        events: &EventsConfig,
-        default_account: Option<String>,
-    ) -> Result<Normalizer, regex::Error> {
-        Ok(Normalizer {
-            classifier: Classifier::new(&events.rules)?,
-            include: events.include,
-            default_account,
-        })
-    }
-
-    /// The type to emit the record as, or `None` when the configuration does not emit it.
-    pub fn emitted_type(&self, record: &AuditLog<'_>) -> Option<EventType> {
-        let event_type = self.classifier.classify(record);
-        (event_type.is_lifecycle() || self.include == Include::All).then_some(event_type)
-    }
-
-    /// Builds the event for a record already given its type and id.
-    pub fn build_event(
-        &self,
-        raw: &RawValue,
-        record: &AuditLog<'_>,
-        event_type: EventType,
-        id: RecordId,
-    ) -> LifecycleEvent {
-        let actor = record.user_name.as_deref().map(str::to_string);
-        let target = extract_target(
-            event_type,
-            record.event_description.as_deref(),
-            actor.as_deref(),
-        );
-        LifecycleEvent {
-            schema: SCHEMA,
-            id,
-            event_type,
-            time: record.created_ms(),
-            account: record
-                .account_name
-                .as_deref()
-                .map(str::to_string)
-                .or_else(|| self.default_account.clone()),
-            actor,
-            target,
-            action: record.user_action.as_deref().map(str::to_string),
-            description: record.event_description.as_deref().map(str::to_string),
-            raw: raw.to_owned(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_string()).unwrap()
@@ -231,34 +132,5 @@ mod tests {
         let again: Vec<RecordId> = (0..3).map(|_| second_read.next_id(&digest)).collect();
         assert_eq!(ids, again);
         assert_eq!(ids[0].to_string(), hex::encode(&digest[..16]));
-    }
-
-    #[test]
-    fn include_all_emits_unclassified_records_as_audit() {
-        let record_text = raw(r#"{"userAction":"Alert Channel Created","accountName":"ACME"}"#);
-        let record = AuditLog::parse(&record_text).unwrap();
-        let lifecycle = Normalizer::new(&EventsConfig::default(), None).unwrap();
-        assert_eq!(lifecycle.emitted_type(&record), None);
-        let all = Normalizer::new(
-            &EventsConfig {
-                include: Include::All,
-                rules: vec![],
-            },
-            Some("acme".into()),
-        )
-        .unwrap();
-        assert_eq!(all.emitted_type(&record), Some(EventType::Audit));
-    }
-
-    #[test]
-    fn default_account_fills_a_missing_account_name() {
-        let normalizer = Normalizer::new(&EventsConfig::default(), Some("acme".into())).unwrap();
-        let text = raw(r#"{"userAction":"User Created","eventDescription":"Added user b@x.io"}"#);
-        let record = AuditLog::parse(&text).unwrap();
-        let event =
-            normalizer.build_event(&text, &record, EventType::UserCreated, RecordId([0; 16]));
-        assert_eq!(event.account.as_deref(), Some("acme"));
-        assert_eq!(event.target.as_deref(), Some("b@x.io"));
-        assert_eq!(event.time, None);
     }
 }

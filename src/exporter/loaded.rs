@@ -1,0 +1,106 @@
+//! `Loaded`: a validated configuration with its secrets read, and the helpers of commands that
+//! need less (the configuration alone, the live stream's key, the state database).
+
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::{CheckpointStore, live_stream_key};
+use crate::config::{Config, ConfigError, Credentials, api_origin_for_account, parse_base_url};
+use crate::exporter::Error;
+use crate::sinks::BuildContext;
+
+/// A validated configuration with its secrets read.
+pub(crate) struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// The API key and where to send it.
+    pub credentials: Credentials,
+    /// What building the sinks needs from the environment.
+    pub sink_context: BuildContext,
+}
+
+impl Loaded {
+    /// Reads and validates the file at `path` and the secret and key files it names; logs
+    /// the configuration's warnings. `credentials_directory` is systemd's
+    /// `$CREDENTIALS_DIRECTORY`, as `cli` read it.
+    pub(crate) fn load(path: &Path, credentials_directory: Option<&Path>) -> Result<Loaded, Error> {
+        let config = read_config(path)?;
+        Loaded::resolve(config, credentials_directory).map_err(|source| Error::Credentials {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Reads the secret and key files an already validated configuration names.
+    pub(crate) fn resolve(
+        config: Config,
+        credentials_directory: Option<&Path>,
+    ) -> Result<Loaded, ConfigError> {
+        let credentials = Credentials::resolve(&config.lacework, credentials_directory)?;
+        Ok(Loaded {
+            config,
+            credentials,
+            sink_context: BuildContext {
+                credentials_directory: credentials_directory.map(PathBuf::from),
+            },
+        })
+    }
+
+    /// The checkpoint stream of the live walk.
+    pub(crate) fn live_stream(&self) -> String {
+        live_stream_key(
+            &self.credentials.api_origin,
+            self.credentials.sub_account.as_deref(),
+            self.config.lacework.org_access,
+        )
+    }
+}
+
+/// Reads and validates the configuration without reading secrets; logs its warnings.
+pub(crate) fn read_config(path: &Path) -> Result<Config, Error> {
+    let config = Config::load(path).map_err(Error::Config)?;
+    for warning in config.warnings() {
+        tracing::warn!(config = %path.display(), "{warning}");
+    }
+    Ok(config)
+}
+
+/// The live stream's key, reading a key file only when the configuration alone cannot tell
+/// (so `state` works for an operator who cannot read the secret).
+pub(crate) fn live_stream_of(
+    config: &Config,
+    credentials_directory: Option<&Path>,
+) -> Result<String, Error> {
+    let lacework = &config.lacework;
+    if lacework.api_key_file.is_some() {
+        let credentials =
+            Credentials::resolve(lacework, credentials_directory).map_err(Error::Config)?;
+        return Ok(live_stream_key(
+            &credentials.api_origin,
+            credentials.sub_account.as_deref(),
+            lacework.org_access,
+        ));
+    }
+    let origin = match (&lacework.base_url, &lacework.account) {
+        (Some(base_url), _) => parse_base_url(base_url)
+            .map_err(|message| ConfigError::invalid("lacework.base_url", message)),
+        (None, Some(account)) => api_origin_for_account(account)
+            .map_err(|message| ConfigError::invalid("lacework.account", message)),
+        (None, None) => Err(ConfigError::invalid(
+            "lacework.account",
+            "account is required",
+        )),
+    }
+    .map_err(Error::Config)?;
+    Ok(live_stream_key(
+        &origin,
+        lacework.sub_account.as_deref(),
+        lacework.org_access,
+    ))
+}
+
+/// Opens the state database the configuration names.
+pub(crate) async fn open_store(config: &Config) -> Result<CheckpointStore, Error> {
+    CheckpointStore::open(&config.state.path)
+        .await
+        .map_err(Error::State)
+}

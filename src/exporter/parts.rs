@@ -1,0 +1,138 @@
+//! `Parts`: what a walk is built from (the API client, the normalizer, the sinks), built once
+//! per command from a `Loaded` configuration.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::{CheckpointStore, ReplayJob};
+use crate::exporter::{Error, Loaded, ReplayOutcome};
+use crate::lacework::{ClientOptions, LaceworkClient};
+use crate::normalize::Normalizer;
+use crate::poller::{Poller, PollerParts};
+use crate::service::Progress;
+use crate::sinks::{SinkConfig, SinkSet};
+
+/// The parts of a walk. Building them reads credential files and certificates but connects
+/// nowhere.
+pub(crate) struct Parts {
+    /// The Lacework API client.
+    pub client: LaceworkClient,
+    /// Records to events.
+    pub normalizer: Arc<Normalizer>,
+    /// The selected sinks.
+    pub sinks: Arc<SinkSet>,
+}
+
+impl Parts {
+    /// Builds the parts delivering to the sinks named in `sink_names` (all when empty).
+    pub(crate) async fn build(loaded: &Loaded, sink_names: &[String]) -> Result<Parts, Error> {
+        let config = &loaded.config;
+        let selected = select_sinks(&config.sinks, sink_names)?;
+        let client = LaceworkClient::new(
+            &loaded.credentials,
+            &ClientOptions::from_config(&config.lacework),
+        )
+        .map_err(Error::HttpClient)?;
+        let default_account = loaded
+            .credentials
+            .sub_account
+            .clone()
+            .or_else(|| config.lacework.account.clone());
+        let normalizer = Normalizer::new(&config.events, default_account).map_err(Error::Rules)?;
+        let sinks = SinkSet::build(&selected, &loaded.sink_context)
+            .await
+            .map_err(Error::SinkConfig)?;
+        Ok(Parts {
+            client,
+            normalizer: Arc::new(normalizer),
+            sinks: Arc::new(sinks),
+        })
+    }
+
+    /// Probes the sinks before a walk. A destination that is down is an outage like any
+    /// other (deliveries wait for it); refused credentials or a missing topic will not heal by
+    /// waiting.
+    pub(crate) async fn check_sinks_at_start(&self) -> Result<(), Error> {
+        match self.sinks.healthcheck().await {
+            Ok(()) => Ok(()),
+            Err(error) if error.is_retryable() => {
+                tracing::warn!(
+                    error = %error,
+                    "A sink is unreachable at startup; deliveries will wait for it."
+                );
+                Ok(())
+            }
+            Err(error) => Err(Error::SinkHealth(error)),
+        }
+    }
+
+    /// `validate --online`: exchanges the API key for a token and probes every sink, failing
+    /// on any error.
+    pub(crate) async fn check_online(&self) -> Result<(), Error> {
+        self.client
+            .check_credentials()
+            .await
+            .map_err(Error::ApiKey)?;
+        self.sinks.healthcheck().await.map_err(Error::SinkHealth)
+    }
+
+    /// A poller over these parts, the store and the progress marks.
+    pub(crate) fn poller(
+        &self,
+        loaded: &Loaded,
+        store: CheckpointStore,
+        progress: Progress,
+    ) -> Poller {
+        let config = &loaded.config;
+        Poller::new(
+            PollerParts {
+                client: self.client.clone(),
+                normalizer: Arc::clone(&self.normalizer),
+                sinks: Arc::clone(&self.sinks),
+                store,
+                progress,
+            },
+            config.poll.clone(),
+            config.state.effective_retention(&config.poll),
+        )
+    }
+
+    /// Replays `job` from its saved position to its end, then closes the sinks.
+    pub(crate) async fn replay(
+        &self,
+        loaded: &Loaded,
+        store: CheckpointStore,
+        job: &ReplayJob,
+        shutdown: &CancellationToken,
+    ) -> Result<ReplayOutcome, Error> {
+        let poller = self.poller(loaded, store, Progress::default());
+        let outcome = poller.replay(job, shutdown).await;
+        let closed = self.sinks.close().await;
+        let outcome = outcome.map_err(Error::Replay)?;
+        closed.map_err(Error::Close)?;
+        Ok(outcome)
+    }
+}
+
+/// The configured sinks named in `names`, in that order; all of them when `names` is empty.
+fn select_sinks<'a>(
+    configs: &'a [SinkConfig],
+    names: &[String],
+) -> Result<Vec<&'a SinkConfig>, Error> {
+    if names.is_empty() {
+        return Ok(configs.iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            configs.iter().find(|s| s.name() == name).ok_or_else(|| {
+                let known: Vec<&str> = configs.iter().map(|s| s.name()).collect();
+                Error::UnknownSink {
+                    name: name.clone(),
+                    known: known.join(", "),
+                }
+            })
+        })
+        .collect()
+}

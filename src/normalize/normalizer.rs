@@ -1,0 +1,206 @@
+//! `Normalizer`: one page of raw records in, the events to emit out, in page order.
+
+use std::ops::Range;
+
+use serde_json::value::RawValue;
+
+use crate::config::{EventsConfig, Include};
+use crate::event::{EventType, LifecycleEvent, RecordId, SCHEMA};
+use crate::lacework::{AuditLog, AuditLogPage};
+use crate::normalize::IdAssigner;
+use crate::normalize::classify::Classifier;
+use crate::normalize::id::content_digest;
+use crate::normalize::target::extract_target;
+
+/// One page, normalized.
+#[derive(Debug)]
+pub(crate) struct NormalizedPage {
+    /// `paging.totalRows`, when the API gave it.
+    pub total_rows: Option<u64>,
+    /// Events to emit, ids assigned, in page order.
+    pub events: Vec<LifecycleEvent>,
+    /// Records on the page.
+    pub n_records: usize,
+    /// Records outside the range that was asked to be kept (a replay window).
+    pub n_outside: usize,
+}
+
+/// Classifies records and builds events from them.
+#[derive(Debug, Clone)]
+pub(crate) struct Normalizer {
+    classifier: Classifier,
+    include: Include,
+    default_account: Option<String>,
+}
+
+impl Normalizer {
+    /// Builds a normalizer. `default_account` fills `account` for records without
+    /// `accountName`.
+    pub(crate) fn new(
+        events: &EventsConfig,
+        default_account: Option<String>,
+    ) -> Result<Normalizer, regex::Error> {
+        Ok(Normalizer {
+            classifier: Classifier::new(&events.rules)?,
+            include: events.include,
+            default_account,
+        })
+    }
+
+    /// Turns a page into the events to emit: parse each record, keep only those whose time
+    /// falls in `keep` (when given; records without a time are kept), classify, and give each
+    /// its id from `ids`. Ids depend on the order records are seen in (identical records are
+    /// numbered), so one `IdAssigner` serves one window, page after page.
+    pub(crate) fn normalize_page(
+        &self,
+        page: &AuditLogPage,
+        keep: Option<&Range<i64>>,
+        ids: &mut IdAssigner,
+    ) -> NormalizedPage {
+        let mut normalized = NormalizedPage {
+            total_rows: page.total_rows,
+            events: Vec::new(),
+            n_records: page.records.len(),
+            n_outside: 0,
+        };
+        for raw in &page.records {
+            // `AuditLogPage::decode` guarantees an object, and every field is parsed leniently.
+            let record = AuditLog::parse(raw).unwrap_or_default();
+            if let (Some(keep), Some(time)) = (keep, record.created_ms())
+                && !keep.contains(&time)
+            {
+                normalized.n_outside += 1;
+                continue;
+            }
+            let Some(event_type) = self.emitted_type(&record) else {
+                continue;
+            };
+            let id = ids.next_id(&content_digest(&record));
+            normalized
+                .events
+                .push(self.build_event(raw, &record, event_type, id));
+        }
+        normalized
+    }
+
+    /// The type to emit the record as, or `None` when the configuration does not emit it.
+    fn emitted_type(&self, record: &AuditLog<'_>) -> Option<EventType> {
+        let event_type = self.classifier.classify(record);
+        (event_type.is_lifecycle() || self.include == Include::All).then_some(event_type)
+    }
+
+    /// Builds the event for a record already given its type and id.
+    fn build_event(
+        &self,
+        raw: &RawValue,
+        record: &AuditLog<'_>,
+        event_type: EventType,
+        id: RecordId,
+    ) -> LifecycleEvent {
+        let actor = record.user_name.as_deref().map(str::to_string);
+        let target = extract_target(
+            event_type,
+            record.event_description.as_deref(),
+            actor.as_deref(),
+        );
+        LifecycleEvent {
+            schema: SCHEMA,
+            id,
+            event_type,
+            time: record.created_ms(),
+            account: record
+                .account_name
+                .as_deref()
+                .map(str::to_string)
+                .or_else(|| self.default_account.clone()),
+            actor,
+            target,
+            action: record.user_action.as_deref().map(str::to_string),
+            description: record.event_description.as_deref().map(str::to_string),
+            raw: raw.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_string()).unwrap()
+    }
+
+    fn page(records: &[&str]) -> AuditLogPage {
+        let body = format!(r#"{{"data":[{}]}}"#, records.join(","));
+        AuditLogPage::decode(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn include_all_emits_unclassified_records_as_audit() {
+        let record_text = raw(r#"{"userAction":"Alert Channel Created","accountName":"ACME"}"#);
+        let record = AuditLog::parse(&record_text).unwrap();
+        let lifecycle = Normalizer::new(&EventsConfig::default(), None).unwrap();
+        assert_eq!(lifecycle.emitted_type(&record), None);
+        let all = Normalizer::new(
+            &EventsConfig {
+                include: Include::All,
+                rules: vec![],
+            },
+            Some("acme".into()),
+        )
+        .unwrap();
+        assert_eq!(all.emitted_type(&record), Some(EventType::Audit));
+    }
+
+    #[test]
+    fn default_account_fills_a_missing_account_name() {
+        let normalizer = Normalizer::new(&EventsConfig::default(), Some("acme".into())).unwrap();
+        let text = raw(r#"{"userAction":"User Created","eventDescription":"Added user b@x.io"}"#);
+        let record = AuditLog::parse(&text).unwrap();
+        let event =
+            normalizer.build_event(&text, &record, EventType::UserCreated, RecordId([0; 16]));
+        assert_eq!(event.account.as_deref(), Some("acme"));
+        assert_eq!(event.target.as_deref(), Some("b@x.io"));
+        assert_eq!(event.time, None);
+    }
+
+    #[test]
+    fn a_page_keeps_order_counts_what_it_drops_and_numbers_repeats() {
+        let normalizer = Normalizer::new(&EventsConfig::default(), None).unwrap();
+        let created = r#"{"createdTime":"2026-11-01T00:00:10Z","userAction":"User Created","eventDescription":"Added user a@x.io"}"#;
+        let deleted = r#"{"createdTime":"2026-11-01T00:00:05Z","userAction":"User Deleted","eventDescription":"Removed user b@x.io"}"#;
+        let login_failed = r#"{"createdTime":"2026-11-01T00:00:06Z","userAction":"Login Failed"}"#;
+        let outside = r#"{"createdTime":"2026-11-02T00:00:00Z","userAction":"User Created"}"#;
+        let keep = 1_793_491_200_000..1_793_491_260_000; // 2026-11-01T00:00 to 00:01
+        let mut ids = IdAssigner::default();
+        let normalized = normalizer.normalize_page(
+            &page(&[created, deleted, login_failed, created, outside]),
+            Some(&keep),
+            &mut ids,
+        );
+        assert_eq!(normalized.n_records, 5);
+        assert_eq!(normalized.n_outside, 1);
+        let types: Vec<EventType> = normalized.events.iter().map(|e| e.event_type).collect();
+        assert_eq!(
+            types,
+            [
+                EventType::UserCreated,
+                EventType::UserDeleted,
+                EventType::UserCreated
+            ],
+            "page order kept; the failed login is not emitted"
+        );
+        assert_ne!(
+            normalized.events[0].id, normalized.events[2].id,
+            "a repeated record gets its own id"
+        );
+        // The same page read again with fresh ids gives the same ids.
+        let again = normalizer.normalize_page(
+            &page(&[created, deleted, login_failed, created, outside]),
+            Some(&keep),
+            &mut IdAssigner::default(),
+        );
+        let ids_of = |page: &NormalizedPage| page.events.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids_of(&normalized), ids_of(&again));
+    }
+}
