@@ -57,6 +57,9 @@ chmod +x "${tansu_bin}"
 TANSU_BIN="$(pwd)/${tansu_bin}"
 export TANSU_BIN
 
+step "architecture rules (ARCHITECTURE.md's invariants about absence)"
+./scripts/check-architecture.sh
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

@@ -134,7 +134,7 @@ impl Registry {
 
 /// Emit helpers, one per thing that happens, so names and help texts live in one place.
 pub mod emit {
-    use super::global;
+    use crate::metrics::global;
 
     /// An HTTP answer from the Lacework API.
     pub fn api_request(endpoint: &str, status: &str) {

@@ -7,6 +7,8 @@
 
 mod error;
 mod reader;
+#[cfg(test)]
+mod tests;
 mod window;
 
 use std::sync::Arc;

@@ -8,6 +8,8 @@
 mod error;
 pub mod kafka;
 mod stdout;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod webhook;
 
 use std::path::PathBuf;
@@ -252,5 +254,142 @@ impl SinkSet {
                 () = tokio::time::sleep(wait.unwrap_or_default()) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::sinks::testing::{FailingSink, Failure, MemorySink, events};
+
+    /// Retries of a failing sink 1 s apart, so that waits are easy to read off paused time.
+    fn sink_set(sinks: Vec<Box<dyn Sink>>) -> SinkSet {
+        SinkSet::new(
+            sinks,
+            Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(1),
+            },
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_sink_is_retried_until_it_accepts_and_only_it() {
+        let healthy = MemorySink::new("healthy");
+        let flaky = FailingSink::new("flaky", Failure::Retryable(None), 0, 3);
+        let set = sink_set(vec![Box::new(healthy.clone()), Box::new(flaky.clone())]);
+        let batch = events(3);
+        let delivery = set.deliver_all(&batch, &CancellationToken::new()).await;
+        assert_eq!(delivery.unwrap(), Delivery::Delivered);
+        assert_eq!(flaky.calls(), 4, "three failures, then the accepted call");
+        assert_eq!(flaky.accepted().batches().len(), 1);
+        assert_eq!(
+            healthy.batches().len(),
+            1,
+            "the sink that accepted is not handed the batch again while another retries"
+        );
+        assert_eq!(
+            healthy.ids(),
+            batch.iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fatal_error_stops_the_delivery() {
+        let broken = FailingSink::always("broken", Failure::Fatal);
+        let set = sink_set(vec![Box::new(broken.clone())]);
+        let error = set
+            .deliver_all(&events(2), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(!error.is_retryable());
+        assert!(error.to_string().contains("broken"), "{error}");
+        assert_eq!(broken.calls(), 1, "a fatal error is not retried");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_gives_a_delivery_in_flight_a_grace_period() {
+        // Finishing within the grace period: the batch counts as delivered.
+        let quick = MemorySink::slow("quick", SHUTDOWN_GRACE - Duration::from_secs(1));
+        let set = sink_set(vec![Box::new(quick.clone())]);
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let delivery = set.deliver_all(&events(1), &shutdown).await.unwrap();
+        assert_eq!(delivery, Delivery::Delivered);
+        assert_eq!(quick.batches().len(), 1);
+
+        // Not finishing: abandoned when the grace period ends, not acknowledged.
+        let stuck = MemorySink::slow("stuck", Duration::from_secs(3600));
+        let set = sink_set(vec![Box::new(stuck.clone())]);
+        let shutdown = CancellationToken::new();
+        let started = Instant::now();
+        let cancel = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            cancel.cancel();
+        });
+        let delivery = set.deliver_all(&events(1), &shutdown).await.unwrap();
+        assert_eq!(delivery, Delivery::Cancelled);
+        assert_eq!(started.elapsed(), Duration::from_secs(10) + SHUTDOWN_GRACE);
+        assert!(stuck.batches().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_while_waiting_to_retry_cancels_at_once() {
+        let down = FailingSink::always("down", Failure::Retryable(Some(Duration::from_secs(60))));
+        let set = sink_set(vec![Box::new(down.clone())]);
+        let shutdown = CancellationToken::new();
+        let cancel = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            cancel.cancel();
+        });
+        let started = Instant::now();
+        let delivery = set.deliver_all(&events(1), &shutdown).await.unwrap();
+        assert_eq!(delivery, Delivery::Cancelled);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_largest_retry_after_wins() {
+        let short = FailingSink::new(
+            "short",
+            Failure::Retryable(Some(Duration::from_secs(5))),
+            0,
+            1,
+        );
+        let long = FailingSink::new(
+            "long",
+            Failure::Retryable(Some(Duration::from_secs(30))),
+            0,
+            1,
+        );
+        let set = sink_set(vec![Box::new(short.clone()), Box::new(long.clone())]);
+        let started = Instant::now();
+        let delivery = set
+            .deliver_all(&events(1), &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(delivery, Delivery::Delivered);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(30),
+            "one wait, as long as the longest a destination asked for"
+        );
+        assert_eq!((short.calls(), long.calls()), (2, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_batch_reaches_no_sink() {
+        let broken = FailingSink::always("broken", Failure::Fatal);
+        let set = sink_set(vec![Box::new(broken.clone())]);
+        let delivery = set.deliver_all(&[], &CancellationToken::new()).await;
+        assert_eq!(delivery.unwrap(), Delivery::Delivered);
+        assert_eq!(broken.calls(), 0);
     }
 }

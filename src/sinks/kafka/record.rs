@@ -61,23 +61,15 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use rdkafka::message::Headers;
-    use serde_json::value::RawValue;
 
     use super::*;
-    use crate::event::{EventType, RecordId, SCHEMA};
+    use crate::event::{RecordId, SCHEMA};
 
     fn event() -> LifecycleEvent {
         LifecycleEvent {
-            schema: SCHEMA,
             id: RecordId::from_hex("0123456789abcdef0123456789abcdef").unwrap(),
-            event_type: EventType::UserCreated,
-            time: Some(1_793_524_502_123),
-            account: Some("ACME".into()),
-            actor: Some("admin@acme.com".into()),
             target: None,
-            action: Some("User Created".into()),
-            description: None,
-            raw: RawValue::from_string(r#"{"accountName":"ACME"}"#.into()).unwrap(),
+            ..crate::sinks::testing::event(0)
         }
     }
 

@@ -494,12 +494,10 @@ fn probe(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::sinks::testing::events;
     use rdkafka::mocking::MockCluster;
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    use serde_json::value::RawValue;
-
-    use super::*;
-    use crate::event::{EventType, SCHEMA};
 
     fn sink(name: &str, brokers: &str, extra: &str) -> Arc<KafkaSink> {
         let text = format!(
@@ -508,23 +506,6 @@ mod tests {
         let config: KafkaConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
         config.validate().unwrap();
         Arc::new(KafkaSink::build(name.into(), &config, &BuildContext::default()).unwrap())
-    }
-
-    fn events(n: usize) -> Vec<LifecycleEvent> {
-        (0..n)
-            .map(|idx| LifecycleEvent {
-                schema: SCHEMA,
-                id: RecordId::from_hex(&format!("{idx:032x}")).unwrap(),
-                event_type: EventType::UserLogin,
-                time: Some(1_793_524_502_123),
-                account: Some("ACME".into()),
-                actor: Some(format!("user{idx}@acme.com")),
-                target: Some(format!("user{idx}@acme.com")),
-                action: Some("Login".into()),
-                description: None,
-                raw: RawValue::from_string("{}".into()).unwrap(),
-            })
-            .collect()
     }
 
     fn metric(name: &str, sink: &str) -> Option<f64> {

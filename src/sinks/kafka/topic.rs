@@ -128,23 +128,14 @@ fn push_sanitized(topic: &mut String, value: &str) {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::value::RawValue;
-
     use super::*;
-    use crate::event::{EventType, RecordId, SCHEMA};
+    use crate::event::EventType;
 
     fn event(event_type: EventType, account: Option<&str>) -> LifecycleEvent {
         LifecycleEvent {
-            schema: SCHEMA,
-            id: RecordId::from_hex("0123456789abcdef0123456789abcdef").unwrap(),
             event_type,
-            time: None,
             account: account.map(str::to_string),
-            actor: None,
-            target: None,
-            action: None,
-            description: None,
-            raw: RawValue::from_string("{}".into()).unwrap(),
+            ..crate::sinks::testing::event(0)
         }
     }
 

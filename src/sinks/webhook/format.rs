@@ -131,23 +131,8 @@ pub fn first_time(events: &[LifecycleEvent]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventType, RecordId, SCHEMA};
-    use serde_json::value::RawValue;
-
-    fn event(n: u8) -> LifecycleEvent {
-        LifecycleEvent {
-            schema: SCHEMA,
-            id: RecordId([n; 16]),
-            event_type: EventType::UserCreated,
-            time: Some(1_793_524_502_000 + i64::from(n)),
-            account: Some("ACME".into()),
-            actor: Some("a@acme.com".into()),
-            target: None,
-            action: None,
-            description: Some("x".repeat(100)),
-            raw: RawValue::from_string("{}".into()).unwrap(),
-        }
-    }
+    use crate::event::SCHEMA;
+    use crate::sinks::testing::event;
 
     #[test]
     fn chunks_respect_both_limits_and_keep_order() {
@@ -200,7 +185,13 @@ mod tests {
 
     #[test]
     fn json_array_and_hec_bodies_parse() {
-        let events: Vec<_> = (0..3).map(event).collect();
+        // Whole seconds, so that HEC's float `time` compares exactly.
+        let events: Vec<_> = (0..3)
+            .map(|n| LifecycleEvent {
+                time: Some(1_793_524_502_000 + 1_000 * i64::from(n)),
+                ..event(n)
+            })
+            .collect();
         let chunks = chunk(
             &events,
             WebhookFormat::JsonArray,

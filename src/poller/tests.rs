@@ -1,0 +1,227 @@
+//! In-process tests of the delivery rule: the fake Lacework API on loopback, a real SQLite file
+//! in a temporary directory, and test sinks. A cursor moves only after every sink acknowledged
+//! its window; what was acknowledged before a crash is not delivered again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::*;
+use crate::backoff::Backoff;
+use crate::config::secrets::Secret;
+use crate::config::{Credentials, EventsConfig};
+use crate::event::RecordId;
+use crate::lacework::ClientOptions;
+use crate::sinks::Sink;
+use crate::sinks::testing::{FailingSink, Failure, MemorySink};
+
+const STREAM: &str = "live:test";
+
+/// The fake API with generated history, and a state file.
+struct Harness {
+    fake: fake_lacework::FakeLacework,
+    store: CheckpointStore,
+    history_end_ms: i64,
+    _state_dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// `n_records` records (30% lifecycle) over the last day, ending a minute ago.
+    async fn new(n_records: usize) -> Harness {
+        crate::tls::install_crypto_provider();
+        let fake = fake_lacework::FakeLacework::start(fake_lacework::FakeConfig::default())
+            .await
+            .expect("the fake starts");
+        let end = chrono::Utc::now() - chrono::Duration::minutes(1);
+        fake.generate(&fake_lacework::GenerateSpec {
+            seed: 7,
+            start: end - chrono::Duration::hours(20),
+            end,
+            count: n_records,
+            ..fake_lacework::GenerateSpec::default()
+        });
+        let state_dir = tempfile::tempdir().expect("a temporary directory");
+        let store = CheckpointStore::open(&state_dir.path().join("state.db"))
+            .await
+            .expect("the store opens");
+        Harness {
+            fake,
+            store,
+            history_end_ms: end.timestamp_millis(),
+            _state_dir: state_dir,
+        }
+    }
+
+    /// Ids of the lifecycle events the history holds.
+    fn expected_ids(&self, poller_ids: &[RecordId]) -> usize {
+        let expected = self
+            .fake
+            .expected_lifecycle(0, self.history_end_ms + 1, None)
+            .len();
+        assert!(expected > 0, "the history has lifecycle records");
+        assert_eq!(
+            poller_ids.iter().collect::<HashSet<_>>().len(),
+            poller_ids.len(),
+            "no event twice"
+        );
+        expected
+    }
+
+    fn poller(&self, sinks: Vec<Box<dyn Sink>>) -> Poller {
+        let fake_config = self.fake.config();
+        let credentials = Credentials {
+            key_id: fake_config.key_id.clone(),
+            secret: Secret::new(fake_config.secret.clone()),
+            api_origin: Url::parse(&self.fake.base_url()).expect("a URL"),
+            sub_account: None,
+        };
+        let options = ClientOptions {
+            token_ttl: Duration::from_secs(3600),
+            request_timeout: Duration::from_secs(10),
+            max_retries: 2,
+            backoff: Backoff {
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+            },
+            org_access: true,
+        };
+        let poll = PollConfig {
+            interval: Duration::from_secs(1),
+            window: Duration::from_secs(86_400),
+            settle: Duration::from_secs(3),
+            lookback: Duration::from_secs(25 * 3600),
+            overlap: Duration::from_secs(60),
+            ..PollConfig::default()
+        };
+        Poller::new(
+            PollerParts {
+                client: LaceworkClient::new(&credentials, &options).expect("a client"),
+                normalizer: Arc::new(
+                    Normalizer::new(&EventsConfig::default(), None).expect("built-in rules"),
+                ),
+                sinks: Arc::new(SinkSet::new(
+                    sinks,
+                    Backoff {
+                        initial: Duration::from_millis(10),
+                        max: Duration::from_millis(10),
+                    },
+                )),
+                store: self.store.clone(),
+                progress: Progress::default(),
+            },
+            poll,
+            Duration::from_secs(7 * 86_400),
+        )
+    }
+
+    async fn cursor(&self) -> Option<i64> {
+        self.store
+            .cursor(STREAM)
+            .await
+            .expect("the store answers")
+            .map(|cursor| cursor.position_ms)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_moves_only_after_the_sinks_acknowledged() {
+    let harness = Harness::new(2_000).await;
+    let slow = MemorySink::slow("slow", Duration::from_millis(500));
+    let poller = harness.poller(vec![Box::new(slow.clone())]);
+    let walk = tokio::spawn(async move {
+        poller
+            .run_live(STREAM, true, &CancellationToken::new())
+            .await
+    });
+    // While the one window's batch is being delivered, nothing is committed.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(harness.cursor().await, None, "no cursor while delivering");
+    walk.await
+        .expect("the walk runs")
+        .expect("the walk succeeds");
+    let cursor = harness.cursor().await.expect("a cursor after delivery");
+    assert!(
+        cursor >= harness.history_end_ms,
+        "caught up to the history's end"
+    );
+    let ids = slow.ids();
+    assert_eq!(ids.len(), harness.expected_ids(&ids));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sink_holds_the_cursor_and_loses_nothing() {
+    let harness = Harness::new(2_000).await;
+    let down = FailingSink::always("down", Failure::Retryable(None));
+    let healthy = MemorySink::new("healthy");
+    let poller = harness.poller(vec![Box::new(down.clone()), Box::new(healthy.clone())]);
+    let shutdown = CancellationToken::new();
+    let walk = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { poller.run_live(STREAM, true, &shutdown).await })
+    };
+    // Retried every 10 ms: let it fail a while, then stop the walk.
+    while down.calls() < 20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    walk.await
+        .expect("the walk runs")
+        .expect("a cancelled walk is not an error");
+    assert_eq!(harness.cursor().await, None, "the cursor did not move");
+    let remembered = harness
+        .store
+        .delivered_since(STREAM, 0)
+        .await
+        .expect("the store answers");
+    assert!(
+        remembered.is_empty(),
+        "no id is recorded for an unacknowledged batch"
+    );
+
+    // The sink heals: a new walk delivers everything.
+    let healed = MemorySink::new("down");
+    let poller = harness.poller(vec![Box::new(healed.clone())]);
+    poller
+        .run_live(STREAM, true, &CancellationToken::new())
+        .await
+        .expect("the walk succeeds");
+    let ids = healed.ids();
+    assert_eq!(ids.len(), harness.expected_ids(&ids));
+    assert!(harness.cursor().await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_before_the_commit_rereads_only_what_was_not_acknowledged() {
+    // 40,000 records, about 12,000 lifecycle events in one window: three batches of at most
+    // MAX_BATCH_EVENTS. The sink takes the first, then fails fatally: the walk stops before
+    // the window's cursor is committed, as a crash would.
+    let harness = Harness::new(40_000).await;
+    let dying = FailingSink::new("dying", Failure::Fatal, 1, usize::MAX);
+    let poller = harness.poller(vec![Box::new(dying.clone())]);
+    let error = poller
+        .run_live(STREAM, true, &CancellationToken::new())
+        .await
+        .expect_err("a fatal sink error stops the walk");
+    assert!(!error.is_retryable(), "{error}");
+    assert_eq!(harness.cursor().await, None);
+    let first = dying.accepted().ids();
+    assert_eq!(first.len(), reader::MAX_BATCH_EVENTS);
+
+    // Restarted with a sink that works: the window is read again from its start, and what
+    // was acknowledged before is dropped by its recorded id.
+    let restarted = MemorySink::new("dying");
+    let poller = harness.poller(vec![Box::new(restarted.clone())]);
+    poller
+        .run_live(STREAM, true, &CancellationToken::new())
+        .await
+        .expect("the walk succeeds");
+    let second = restarted.ids();
+    let overlap = second.iter().filter(|id| first.contains(id)).count();
+    assert_eq!(overlap, 0, "nothing acknowledged before is delivered again");
+    let all: Vec<RecordId> = first.into_iter().chain(second).collect();
+    assert_eq!(all.len(), harness.expected_ids(&all));
+    assert!(harness.cursor().await.unwrap() >= harness.history_end_ms);
+}
