@@ -178,3 +178,108 @@ fn spawn_watchdog(notifier: &Arc<Notifier>, progress: &Progress, shutdown: Cance
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixDatagram;
+
+    use super::*;
+    use crate::config::Config;
+
+    /// A configuration against `base_url` with a stdout sink and a state file in `dir`.
+    fn loaded(dir: &std::path::Path, base_url: &str, secret: &str) -> Loaded {
+        let secret_file = dir.join("secret");
+        std::fs::write(&secret_file, secret).unwrap();
+        let text = format!(
+            r#"
+[lacework]
+base_url = "{base_url}"
+key_id = "{key_id}"
+secret_file = "{secret_file}"
+
+[state]
+path = "{state}"
+
+[[sinks]]
+type = "stdout"
+"#,
+            key_id = fake_lacework::FakeConfig::default().key_id,
+            secret_file = secret_file.display(),
+            state = dir.join("state.db").display(),
+        );
+        Loaded::resolve(Config::parse(&text).unwrap(), None).unwrap()
+    }
+
+    /// A notifier whose messages arrive on the returned socket.
+    fn notifier(dir: &std::path::Path) -> (Arc<Notifier>, UnixDatagram) {
+        let path = dir.join("notify");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let notifier = Notifier::from_env(Some(path.into_os_string()), None, None);
+        (Arc::new(notifier), socket)
+    }
+
+    fn messages(socket: &UnixDatagram) -> Vec<String> {
+        let mut buffer = [0u8; 512];
+        let mut messages = Vec::new();
+        while let Ok(n) = socket.recv(&mut buffer) {
+            messages.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+        }
+        messages
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_while_waiting_for_the_api_stops_cleanly_without_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        // A loopback port nobody listens on: the token exchange fails with a connect error,
+        // which a daemon waits out.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base_url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let (notifier, socket) = notifier(dir.path());
+        let shutdown = CancellationToken::new();
+        let (_reload_tx, reloads) = mpsc::channel(1);
+        let daemon = tokio::spawn(Daemon { once: false }.run(
+            loaded(dir.path(), &base_url, "secret"),
+            shutdown.clone(),
+            reloads,
+            Arc::clone(&notifier),
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(5), daemon)
+            .await
+            .expect("the daemon stops within the timeout")
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        let messages = messages(&socket);
+        assert!(!messages.iter().any(|m| m == "READY=1"), "{messages:?}");
+        assert_eq!(messages.last().map(String::as_str), Some("STOPPING=1"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_credentials_stop_the_daemon_and_are_not_a_configuration_error() {
+        let fake = fake_lacework::FakeLacework::start(fake_lacework::FakeConfig::default())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (notifier, socket) = notifier(dir.path());
+        let (_reload_tx, reloads) = mpsc::channel(1);
+        let result = Daemon { once: false }
+            .run(
+                loaded(dir.path(), &fake.base_url(), "_not_the_secret"),
+                CancellationToken::new(),
+                reloads,
+                notifier,
+            )
+            .await;
+        let error = result.expect_err("a refused key stops the daemon");
+        assert!(matches!(error, Error::Token(_)), "{error:?}");
+        assert!(!error.is_config(), "exit code 1, not 2");
+        assert_eq!(
+            messages(&socket).last().map(String::as_str),
+            Some("STOPPING=1")
+        );
+        fake.shutdown();
+    }
+}
