@@ -66,6 +66,9 @@ cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo check --no-default-features (the binary without the demo's fake)"
+cargo check --locked --no-default-features
+
 step "cargo test"
 # Integration tests start real servers on loopback and drive the built binary.
 cargo test --workspace --locked
