@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// Installs the process-wide rustls crypto provider; idempotent.
-pub fn install_crypto_provider() {
+fn install_crypto_provider() {
     // `install_default` fails only when a provider is already installed, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

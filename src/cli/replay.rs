@@ -109,7 +109,7 @@ pub async fn replay(
         sinks = ?parts.sinks.names(),
         "Replay starting."
     );
-    match parts.replay(&loaded, store, &job, &shutdown).await? {
+    match parts.replay(store, &job, &shutdown).await? {
         ReplayOutcome::Finished => tracing::info!(job = %job.id, "Replay finished."),
         ReplayOutcome::Interrupted => tracing::warn!(
             job = %job.id,

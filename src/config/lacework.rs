@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::config::ConfigError;
 use crate::config::key_file::{KeyFile, read_key_file};
-use crate::config::secrets::{Secret, expand_credentials_directory, read_secret_file};
+use crate::config::secrets::{Secret, expand_credentials_directory, read_secret};
 
 /// Where and how to reach the Lacework API.
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +160,27 @@ impl LaceworkConfig {
         Ok(())
     }
 
+    /// The API origin: `base_url` when set, else the origin of `account`, or of the account
+    /// the key file names (`key_file_account`) when the section has none.
+    pub fn api_origin(&self, key_file_account: Option<&str>) -> Result<Url, ConfigError> {
+        if let Some(base_url) = &self.base_url {
+            return parse_base_url(base_url)
+                .map_err(|message| ConfigError::invalid("lacework.base_url", message));
+        }
+        let account = self
+            .account
+            .as_deref()
+            .or(key_file_account)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "lacework.account",
+                    "account is required: the key file does not name one",
+                )
+            })?;
+        api_origin_for_account(account)
+            .map_err(|message| ConfigError::invalid("lacework.account", message))
+    }
+
     pub(crate) fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if self.secret.is_some() {
@@ -200,9 +221,7 @@ impl Credentials {
         let secret = if let Some(secret) = &config.secret {
             secret.clone()
         } else if let Some(path) = &config.secret_file {
-            let path = expand_credentials_directory(path, credentials_directory)
-                .map_err(|message| ConfigError::invalid("lacework.secret_file", message))?;
-            read_secret_file(&path)
+            read_secret(path, credentials_directory)
                 .map_err(|message| ConfigError::invalid("lacework.secret_file", message))?
         } else if let Some(path) = &config.api_key_file {
             let path = expand_credentials_directory(path, credentials_directory)
@@ -238,28 +257,10 @@ impl Credentials {
             }
         };
 
-        let api_origin = if let Some(base_url) = &config.base_url {
-            parse_base_url(base_url)
-                .map_err(|message| ConfigError::invalid("lacework.base_url", message))?
-        } else {
-            let account = config
-                .account
-                .as_ref()
-                .or(key_file.account.as_ref())
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        "lacework.account",
-                        "account is required: the key file does not name one",
-                    )
-                })?;
-            api_origin_for_account(account)
-                .map_err(|message| ConfigError::invalid("lacework.account", message))?
-        };
-
         Ok(Credentials {
             key_id,
             secret,
-            api_origin,
+            api_origin: config.api_origin(key_file.account.as_deref())?,
             sub_account: config.sub_account.clone().or(key_file.sub_account),
         })
     }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use events::{EventsConfig, Include, RuleConfig};
-pub use lacework::{Credentials, LaceworkConfig, api_origin_for_account, parse_base_url};
+pub use lacework::{Credentials, LaceworkConfig};
 pub use poll::{PollConfig, StateConfig};
 pub use telemetry::TelemetryConfig;
 pub use units::ByteSize;

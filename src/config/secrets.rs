@@ -65,7 +65,7 @@ pub(crate) fn expand_credentials_directory(
     ))
 }
 
-pub(crate) fn read_secret_file(path: &Path) -> Result<Secret, String> {
+fn read_secret_file(path: &Path) -> Result<Secret, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     let secret = text.trim();

@@ -102,7 +102,7 @@ impl Daemon {
         }
         notifier.ready();
         notifier.status(&format!("Exporting {stream}"));
-        let poller = parts.poller(loaded, store, progress.clone());
+        let poller = parts.poller(store, progress.clone());
         let result = poller.run_live(&stream, self.once, &shutdown).await;
         let closed = parts.sinks.close().await;
         result.map_err(Error::Export)?;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{CheckpointStore, live_stream_key};
-use crate::config::{Config, ConfigError, Credentials, api_origin_for_account, parse_base_url};
+use crate::config::{Config, ConfigError, Credentials};
 use crate::exporter::Error;
 use crate::sinks::BuildContext;
 
@@ -80,17 +80,7 @@ pub(crate) fn live_stream_of(
             lacework.org_access,
         ));
     }
-    let origin = match (&lacework.base_url, &lacework.account) {
-        (Some(base_url), _) => parse_base_url(base_url)
-            .map_err(|message| ConfigError::invalid("lacework.base_url", message)),
-        (None, Some(account)) => api_origin_for_account(account)
-            .map_err(|message| ConfigError::invalid("lacework.account", message)),
-        (None, None) => Err(ConfigError::invalid(
-            "lacework.account",
-            "account is required",
-        )),
-    }
-    .map_err(Error::Config)?;
+    let origin = lacework.api_origin(None).map_err(Error::Config)?;
     Ok(live_stream_key(
         &origin,
         lacework.sub_account.as_deref(),

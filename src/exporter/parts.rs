@@ -2,10 +2,12 @@
 //! per command from a `Loaded` configuration.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{CheckpointStore, ReplayJob};
+use crate::config::PollConfig;
 use crate::exporter::{Error, Loaded, ReplayOutcome};
 use crate::lacework::{ClientOptions, LaceworkClient};
 use crate::normalize::Normalizer;
@@ -22,6 +24,10 @@ pub(crate) struct Parts {
     pub normalizer: Arc<Normalizer>,
     /// The selected sinks.
     pub sinks: Arc<SinkSet>,
+    /// How windows are walked.
+    poll: PollConfig,
+    /// How long delivered ids are remembered.
+    retention: Duration,
 }
 
 impl Parts {
@@ -47,6 +53,8 @@ impl Parts {
             client,
             normalizer: Arc::new(normalizer),
             sinks: Arc::new(sinks),
+            poll: config.poll.clone(),
+            retention: config.state.effective_retention(&config.poll),
         })
     }
 
@@ -78,13 +86,7 @@ impl Parts {
     }
 
     /// A poller over these parts, the store and the progress marks.
-    pub(crate) fn poller(
-        &self,
-        loaded: &Loaded,
-        store: CheckpointStore,
-        progress: Progress,
-    ) -> Poller {
-        let config = &loaded.config;
+    pub(crate) fn poller(&self, store: CheckpointStore, progress: Progress) -> Poller {
         Poller::new(
             PollerParts {
                 client: self.client.clone(),
@@ -93,20 +95,19 @@ impl Parts {
                 store,
                 progress,
             },
-            config.poll.clone(),
-            config.state.effective_retention(&config.poll),
+            self.poll.clone(),
+            self.retention,
         )
     }
 
     /// Replays `job` from its saved position to its end, then closes the sinks.
     pub(crate) async fn replay(
         &self,
-        loaded: &Loaded,
         store: CheckpointStore,
         job: &ReplayJob,
         shutdown: &CancellationToken,
     ) -> Result<ReplayOutcome, Error> {
-        let poller = self.poller(loaded, store, Progress::default());
+        let poller = self.poller(store, Progress::default());
         let outcome = poller.replay(job, shutdown).await;
         let closed = self.sinks.close().await;
         let outcome = outcome.map_err(Error::Replay)?;

@@ -31,7 +31,6 @@ struct Harness {
 impl Harness {
     /// `n_records` records (30% lifecycle) over the last day, ending a minute ago.
     async fn new(n_records: usize) -> Harness {
-        crate::tls::install_crypto_provider();
         let fake = fake_lacework::FakeLacework::start(fake_lacework::FakeConfig::default())
             .await
             .expect("the fake starts");
@@ -55,19 +54,23 @@ impl Harness {
         }
     }
 
-    /// Ids of the lifecycle events the history holds.
-    fn expected_ids(&self, poller_ids: &[RecordId]) -> usize {
+    /// Asserts that `ids` holds every lifecycle event of the history, each once.
+    fn assert_every_event_once(&self, ids: &[RecordId]) {
         let expected = self
             .fake
             .expected_lifecycle(0, self.history_end_ms + 1, None)
             .len();
         assert!(expected > 0, "the history has lifecycle records");
-        assert_eq!(
-            poller_ids.iter().collect::<HashSet<_>>().len(),
-            poller_ids.len(),
-            "no event twice"
-        );
-        expected
+        let distinct = ids.iter().collect::<HashSet<_>>().len();
+        assert_eq!(distinct, ids.len(), "no event twice");
+        assert_eq!(ids.len(), expected, "every lifecycle event");
+    }
+
+    /// A `run --once` over the history with these sinks.
+    async fn run_once(&self, sinks: Vec<Box<dyn Sink>>) -> Result<(), Error> {
+        self.poller(sinks)
+            .run_live(STREAM, true, &CancellationToken::new())
+            .await
     }
 
     fn poller(&self, sinks: Vec<Box<dyn Sink>>) -> Poller {
@@ -147,8 +150,7 @@ async fn the_cursor_moves_only_after_the_sinks_acknowledged() {
         cursor >= harness.history_end_ms,
         "caught up to the history's end"
     );
-    let ids = slow.ids();
-    assert_eq!(ids.len(), harness.expected_ids(&ids));
+    harness.assert_every_event_once(&slow.ids());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,13 +185,11 @@ async fn a_failing_sink_holds_the_cursor_and_loses_nothing() {
 
     // The sink heals: a new walk delivers everything.
     let healed = MemorySink::new("down");
-    let poller = harness.poller(vec![Box::new(healed.clone())]);
-    poller
-        .run_live(STREAM, true, &CancellationToken::new())
+    harness
+        .run_once(vec![Box::new(healed.clone())])
         .await
         .expect("the walk succeeds");
-    let ids = healed.ids();
-    assert_eq!(ids.len(), harness.expected_ids(&ids));
+    harness.assert_every_event_once(&healed.ids());
     assert!(harness.cursor().await.is_some());
 }
 
@@ -200,9 +200,8 @@ async fn a_crash_before_the_commit_rereads_only_what_was_not_acknowledged() {
     // the window's cursor is committed, as a crash would.
     let harness = Harness::new(40_000).await;
     let dying = FailingSink::new("dying", Failure::Fatal, 1, usize::MAX);
-    let poller = harness.poller(vec![Box::new(dying.clone())]);
-    let error = poller
-        .run_live(STREAM, true, &CancellationToken::new())
+    let error = harness
+        .run_once(vec![Box::new(dying.clone())])
         .await
         .expect_err("a fatal sink error stops the walk");
     assert!(!error.is_retryable(), "{error}");
@@ -213,15 +212,15 @@ async fn a_crash_before_the_commit_rereads_only_what_was_not_acknowledged() {
     // Restarted with a sink that works: the window is read again from its start, and what
     // was acknowledged before is dropped by its recorded id.
     let restarted = MemorySink::new("dying");
-    let poller = harness.poller(vec![Box::new(restarted.clone())]);
-    poller
-        .run_live(STREAM, true, &CancellationToken::new())
+    harness
+        .run_once(vec![Box::new(restarted.clone())])
         .await
         .expect("the walk succeeds");
     let second = restarted.ids();
-    let overlap = second.iter().filter(|id| first.contains(id)).count();
+    let before: HashSet<&RecordId> = first.iter().collect();
+    let overlap = second.iter().filter(|id| before.contains(id)).count();
     assert_eq!(overlap, 0, "nothing acknowledged before is delivered again");
     let all: Vec<RecordId> = first.into_iter().chain(second).collect();
-    assert_eq!(all.len(), harness.expected_ids(&all));
+    harness.assert_every_event_once(&all);
     assert!(harness.cursor().await.unwrap() >= harness.history_end_ms);
 }

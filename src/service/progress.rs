@@ -22,6 +22,8 @@ pub struct Progress {
 
 #[derive(Debug)]
 struct Inner {
+    /// Wall-clock now in epoch milliseconds, for lag (tests step it).
+    wall_clock: fn() -> i64,
     /// The monotonic reference the progress marks count from.
     epoch: Instant,
     /// Milliseconds after `epoch` of the last progress mark.
@@ -36,19 +38,25 @@ const NO_CURSOR: i64 = i64::MIN;
 
 impl Default for Progress {
     fn default() -> Progress {
-        Progress {
-            inner: Arc::new(Inner {
-                epoch: Instant::now(),
-                last_progress: AtomicU64::new(0),
-                idle: AtomicBool::new(false),
-                cursor_ms: AtomicI64::new(NO_CURSOR),
-                started_ms: now_ms(),
-            }),
-        }
+        Progress::with_clocks(now_ms, Instant::now())
     }
 }
 
 impl Progress {
+    /// Progress reading the wall clock through `wall_clock`, with marks counted from `epoch`.
+    fn with_clocks(wall_clock: fn() -> i64, epoch: Instant) -> Progress {
+        Progress {
+            inner: Arc::new(Inner {
+                wall_clock,
+                epoch,
+                last_progress: AtomicU64::new(0),
+                idle: AtomicBool::new(false),
+                cursor_ms: AtomicI64::new(NO_CURSOR),
+                started_ms: wall_clock(),
+            }),
+        }
+    }
+
     /// Something moved (a page arrived, a batch was delivered).
     pub fn touch(&self) {
         self.inner.idle.store(false, Ordering::Relaxed);
@@ -82,7 +90,7 @@ impl Progress {
             NO_CURSOR => self.inner.started_ms,
             cursor => cursor,
         };
-        Duration::from_millis((now_ms() - reference).max(0) as u64)
+        Duration::from_millis(((self.inner.wall_clock)() - reference).max(0) as u64)
     }
 
     /// The live cursor, once one was committed in this process.
@@ -105,27 +113,12 @@ impl Progress {
 mod tests {
     use super::*;
 
-    /// Progress whose monotonic epoch lies `ago` in the past, as if the process had run that
-    /// long, with its last mark at the epoch.
-    fn progress_started(ago: Duration) -> Progress {
-        let progress = Progress::default();
-        let inner = Inner {
-            epoch: Instant::now() - ago,
-            last_progress: AtomicU64::new(0),
-            idle: AtomicBool::new(false),
-            cursor_ms: AtomicI64::new(NO_CURSOR),
-            started_ms: progress.inner.started_ms,
-        };
-        Progress {
-            inner: Arc::new(inner),
-        }
-    }
-
     #[test]
     fn stuck_work_is_not_alive_but_idleness_is() {
         let progress = Progress::default();
         assert!(progress.is_alive(Duration::from_secs(1)));
-        let stuck = progress_started(Duration::from_secs(5));
+        // As if the last mark was made 5 s ago.
+        let stuck = Progress::with_clocks(now_ms, Instant::now() - Duration::from_secs(5));
         assert!(!stuck.is_alive(Duration::from_secs(1)));
         assert!(stuck.is_alive(Duration::from_secs(10)));
         stuck.idle();
@@ -135,18 +128,25 @@ mod tests {
         assert!(stuck.cursor_ms().is_some());
     }
 
+    /// The wall clock of `a_wall_clock_step_changes_lag_but_not_liveness`.
+    static WALL_MS: AtomicI64 = AtomicI64::new(1_793_524_502_123);
+
+    fn stepped_wall_clock() -> i64 {
+        WALL_MS.load(Ordering::SeqCst)
+    }
+
     #[test]
-    fn a_wall_clock_step_does_not_change_liveness() {
-        // A fresh mark is alive whatever the wall clock says: liveness reads no wall time.
-        // Before, a mark was a wall-clock millisecond, and `now - mark` after an NTP step back
-        // of an hour was negative (alive forever), forward of an hour was a stall.
-        let progress = progress_started(Duration::from_secs(3600));
-        progress.touch();
-        assert!(progress.is_alive(Duration::from_millis(500)));
-        assert_eq!(
-            progress.inner.last_progress.load(Ordering::Relaxed) / 1000,
-            3600,
-            "marks count monotonic time since the epoch"
-        );
+    fn a_wall_clock_step_changes_lag_but_not_liveness() {
+        let progress = Progress::with_clocks(stepped_wall_clock, Instant::now());
+        let start = stepped_wall_clock();
+        progress.committed(start);
+        // NTP steps the clock an hour ahead, then two hours back: the loop just made progress,
+        // so it is alive either way; only the lag, a wall-clock quantity, follows the clock.
+        WALL_MS.store(start + 3_600_000, Ordering::SeqCst);
+        assert!(progress.is_alive(Duration::from_secs(1)));
+        assert_eq!(progress.lag().as_secs(), 3600);
+        WALL_MS.store(start - 3_600_000, Ordering::SeqCst);
+        assert!(progress.is_alive(Duration::from_secs(1)));
+        assert_eq!(progress.lag(), Duration::ZERO);
     }
 }

@@ -57,7 +57,6 @@ impl WebhookSink {
         config: &WebhookConfig,
         context: &BuildContext,
     ) -> Result<WebhookSink, Error> {
-        crate::tls::install_crypto_provider();
         let fatal = |message: String| Error::Fatal {
             sink: name.clone(),
             message,
