@@ -1,4 +1,8 @@
 //! Injected faults: the queues tests fill at runtime and the responses each fault produces.
+//!
+//! Faults are broken answers (429, 5xx, a dropped connection, a slow answer, a 200 whose body
+//! is unusable) that are independent of the request; the enforced rate-limit budget lives in
+//! `ratelimit` and is checked before a fault is taken, so a refused request consumes none.
 
 use std::collections::VecDeque;
 use std::io;
@@ -29,6 +33,25 @@ pub enum Fault {
     Drop,
     /// Waits this long, then answers normally.
     Slow(Duration),
+    /// 200 with a complete, well-formed HTTP answer whose body a client cannot use. Unlike
+    /// `Drop`, the body ends where its `Content-Length` says and the connection stays up.
+    BadBody(BadBody),
+}
+
+/// The body of a [`Fault::BadBody`] answer; each is sent with status 200.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadBody {
+    /// A maintenance page, as a proxy in front of the API serves it, with
+    /// `Content-Type: text/html`.
+    Html,
+    /// `application/json` whose text stops in the middle of a record (the prefix `Drop`
+    /// sends), delivered as the whole body.
+    TruncatedJson,
+    /// Valid JSON of the wrong shape, `{"data":{"oops":1}}`: AuditLogs promises a `data`
+    /// array, the token endpoint a top-level `token` string.
+    WrongShape,
+    /// A line of plain text with `Content-Type: text/plain`.
+    NotJson,
 }
 
 /// Faults waiting for the next requests of one endpoint, consumed one per request in order.
@@ -42,6 +65,10 @@ impl FaultQueue {
         if n > 0 {
             lock(&self.queue).push_back((n, fault));
         }
+    }
+
+    pub fn clear(&self) {
+        lock(&self.queue).clear();
     }
 
     pub fn take(&self) -> Option<Fault> {
@@ -74,16 +101,20 @@ pub(crate) async fn apply(fault: Option<Fault>, endpoint: Endpoint) -> Option<Re
         Fault::RateLimited { reset_secs } => Some(rate_limited(reset_secs)),
         Fault::Status(code) => Some(status(code)),
         Fault::Drop => Some(dropped(endpoint)),
+        Fault::BadBody(body) => Some(bad_body(body, endpoint)),
     }
 }
 
+/// The 429 of an exhausted budget; the caller adds the `RateLimit-*` headers.
+pub(crate) fn rate_limit_exceeded() -> Response {
+    json_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded")
+}
+
+/// Like a budget's 429 but with the fault's wait; `RateLimit-Limit` is added by the caller, so
+/// it names the budget in force.
 fn rate_limited(reset_secs: u64) -> Response {
-    let mut resp = json_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
+    let mut resp = rate_limit_exceeded();
     let h = resp.headers_mut();
-    h.insert(
-        "ratelimit-limit",
-        HeaderValue::from(crate::ratelimit::LIMIT),
-    );
     h.insert("ratelimit-remaining", HeaderValue::from(0u32));
     h.insert("ratelimit-reset", HeaderValue::from(reset_secs));
     resp
@@ -100,7 +131,8 @@ fn status(code: u16) -> Response {
     json_error(status, status.canonical_reason().unwrap_or("Error"))
 }
 
-/// The start of a plausible body; the client must notice the body never completes.
+/// The start of a plausible body, cut off mid-record: `Drop` sends it before aborting the
+/// connection, `BadBody::TruncatedJson` as a complete body.
 fn truncated_body(endpoint: Endpoint) -> &'static str {
     match endpoint {
         Endpoint::Tokens => r#"{"expiresAt":"2026-11-01T10:15:02.123Z","tok"#,
@@ -127,6 +159,23 @@ fn dropped(endpoint: Endpoint) -> Response {
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// A scheduled-maintenance page, as served by a proxy while the API is down.
+const MAINTENANCE_HTML: &str = "<!DOCTYPE html>\n<html>\n<head><title>Scheduled Maintenance</title></head>\n<body>\n<h1>We'll be back soon</h1>\n<p>The service is undergoing scheduled maintenance. Please try again later.</p>\n</body>\n</html>\n";
+
+/// The text Envoy sends when an upstream resets; here it arrives with a 200.
+const PLAIN_TEXT: &str = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+
+fn bad_body(body: BadBody, endpoint: Endpoint) -> Response {
+    // A `&'static str` body gets an exact Content-Length, so the exchange itself is sound.
+    let (content_type, text) = match body {
+        BadBody::Html => ("text/html", MAINTENANCE_HTML),
+        BadBody::TruncatedJson => ("application/json", truncated_body(endpoint)),
+        BadBody::WrongShape => ("application/json", r#"{"data":{"oops":1}}"#),
+        BadBody::NotJson => ("text/plain", PLAIN_TEXT),
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 /// Yields one chunk, then an error, which makes hyper abort the connection mid-body.

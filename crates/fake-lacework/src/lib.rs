@@ -6,6 +6,18 @@
 //! nextPage URLs, several shapes of "empty", and mixed `createdTime` formats. Tests drive it
 //! through its ground truth ([`FakeLacework::records`], [`FakeLacework::expected_lifecycle`]),
 //! fault switches ([`FakeLacework::fail_next`] and friends) and the request log.
+//!
+//! Two kinds of trouble can be switched on at runtime:
+//! - Injected faults ([`Fault`]) hit the next request(s) of an endpoint whatever they ask:
+//!   429, 5xx, a dropped connection, a slow answer, or a 200 whose body is unusable
+//!   ([`BadBody`]: HTML, truncated JSON, the wrong shape, plain text).
+//! - An enforced rate-limit budget ([`FakeLacework::set_rate_limit`]) answers 429 once a
+//!   client outruns it, as the real API does, so tests can check that a client paces itself
+//!   ([`FakeLacework::rate_limited_answers`] counts those 429s). Without it the
+//!   `RateLimit-*` headers are advisory and nothing is refused.
+//!
+//! Records can also arrive late ([`FakeLacework::insert_late`]): a query sees them only once
+//! they are visible, and a paged result keeps the rows of the moment its first page was served.
 
 mod auth;
 mod faults;
@@ -24,8 +36,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use faults::Fault;
+pub use faults::{BadBody, Fault};
 pub use generator::{GenerateSpec, SplitMix64};
+pub use ratelimit::RateLimit;
 pub use record::{FakeRecord, LIFECYCLE_KINDS, OTHER_ACTIONS};
 pub use timefmt::{format_millis, format_seconds, parse_query_time};
 
@@ -338,6 +351,12 @@ impl FakeLacework {
         self.inner.audit_faults.push(n, fault);
     }
 
+    /// Drops every fault still queued, on both endpoints: the API heals.
+    pub fn clear_faults(&self) {
+        self.inner.audit_faults.clear();
+        self.inner.token_faults.clear();
+    }
+
     /// The next `n` token requests get `fault`.
     pub fn fail_next_tokens(&self, n: usize, fault: Fault) {
         self.inner.token_faults.push(n, fault);
@@ -380,6 +399,34 @@ impl FakeLacework {
         *lock(&self.inner.max_window) = d;
     }
 
+    /// `Some(limit)` enforces a budget: each endpoint family (tokens; AuditLogs first pages and
+    /// nextPage fetches together; everything else) gets a bucket of `limit.requests` refilled
+    /// continuously over `limit.period`. A request that finds its bucket empty is answered 429
+    /// `{"message":"Rate limit exceeded"}` with `RateLimit-Remaining: 0` and `RateLimit-Reset`
+    /// set to the whole seconds (at least 1) until a request is allowed again. It reaches no
+    /// handler (no token, no page, no fault consumed), costs no budget and is logged with
+    /// status 429. `None` goes back to advisory 480 per hour, which never refuses.
+    ///
+    /// Every change starts all buckets full.
+    ///
+    /// # Panics
+    ///
+    /// If `limit.requests` is 0 or `limit.period` is zero.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        if let Some(limit) = limit {
+            assert!(
+                limit.requests > 0 && !limit.period.is_zero(),
+                "a rate limit needs at least one request per non-zero period: {limit:?}"
+            );
+        }
+        self.inner.rate.set(limit);
+    }
+
+    /// How many 429s the enforced budget answered (injected `Fault::RateLimited` not counted).
+    pub fn rate_limited_answers(&self) -> usize {
+        self.inner.rate.refused()
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<RequestLog> {
         lock(&self.inner.requests).clone()
@@ -390,7 +437,7 @@ impl FakeLacework {
         lock(&self.inner.requests).clear();
     }
 
-    /// How many `POST /api/v2/access/tokens` requests arrived, failed ones included.
+    /// How many `POST /api/v2/access/tokens` requests arrived, failed and refused ones included.
     pub fn token_requests(&self) -> usize {
         self.inner.token_requests.load(Ordering::SeqCst)
     }

@@ -1,4 +1,5 @@
-//! HTTP routes: token exchange, AuditLogs first pages and nextPage fetches, request logging.
+//! HTTP routes: token exchange, AuditLogs first pages and nextPage fetches, request logging
+//! and the rate-limit budget in front of them all.
 
 // Handlers short-circuit with a ready `Response` as the error; it is built at most once per
 // request, so boxing it (what `result_large_err` suggests) would only add an allocation.
@@ -17,15 +18,17 @@ use serde_json::{Value, json};
 
 use crate::faults::{self, Endpoint};
 use crate::page;
-use crate::ratelimit::{Family, LIMIT};
+use crate::ratelimit::Family;
 use crate::store::{Scope, Session, shuffle_for_query};
 use crate::timefmt::{DAY_MS, format_millis, now_ms, parse_query_time};
 use crate::{EmptyVariant, Inner, RequestLog, lock};
 
+const TOKENS_PATH: &str = "/api/v2/access/tokens";
+
 /// The router with every route, the request log and the rate-limit headers.
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
     Router::new()
-        .route("/api/v2/access/tokens", post(issue_token))
+        .route(TOKENS_PATH, post(issue_token))
         .route("/api/v2/AuditLogs", get(first_page))
         .route("/api/v2/AuditLogs/{token}", get(next_page))
         .fallback(unrecognized_url)
@@ -50,7 +53,8 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Logs every request in arrival order and stamps the advisory rate-limit headers.
+/// Logs every request in arrival order, applies the rate-limit budget (a refused request never
+/// reaches its handler) and stamps the `RateLimit-*` headers on every answer.
 async fn observe(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
     let headers = req.headers();
     let entry = RequestLog {
@@ -63,21 +67,32 @@ async fn observe(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> R
         authorization: header_str(headers, "authorization"),
         uaks_present: headers.contains_key("x-lw-uaks"),
     };
-    let (remaining, reset) = inner.rate.take(Family::for_path(&entry.path));
+    let verdict = inner.rate.take(Family::for_path(&entry.path));
+    let is_token_request = entry.method == "POST" && entry.path == TOKENS_PATH;
     let index = {
         let mut log = lock(&inner.requests);
         log.push(entry);
         log.len() - 1
     };
-    let mut resp = next.run(req).await;
+    let mut resp = if verdict.allowed {
+        next.run(req).await
+    } else {
+        if is_token_request {
+            // It arrived, so it counts, even though no handler sees it.
+            inner
+                .token_requests
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        faults::rate_limit_exceeded()
+    };
     let h = resp.headers_mut();
-    // A rate-limit fault sets its own values; keep them.
+    // A rate-limit fault sets its own remaining and reset; keep them.
     h.entry("ratelimit-limit")
-        .or_insert(HeaderValue::from(LIMIT));
+        .or_insert(HeaderValue::from(verdict.limit));
     h.entry("ratelimit-remaining")
-        .or_insert(HeaderValue::from(remaining));
+        .or_insert(HeaderValue::from(verdict.remaining));
     h.entry("ratelimit-reset")
-        .or_insert(HeaderValue::from(reset));
+        .or_insert(HeaderValue::from(verdict.reset_secs));
     if let Some(e) = lock(&inner.requests).get_mut(index) {
         e.status = resp.status().as_u16();
     }

@@ -1,17 +1,32 @@
 //! Command-line fake Lacework API: serves generated records on loopback until Ctrl-C.
 //!
 //! Prints the base URL, key id and secret on one line each so scripts (the benchmark, Python or
-//! curl comparisons) can read them from stdout.
+//! curl comparisons) can read them from stdout. `--rate-limit 480/1h` enforces the real API's
+//! budget (429 once a client outruns it); without it the `RateLimit-*` headers are advisory.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
-use fake_lacework::{FakeConfig, FakeLacework, GenerateSpec, TimeFormat};
+use fake_lacework::{FakeConfig, FakeLacework, GenerateSpec, RateLimit, TimeFormat};
 
-const USAGE: &str = "usage: fake-lacework [--port P] [--records N] [--seed S] [--days D] \
-[--page-size K] [--time-format mixed|millis|seconds|epoch]";
+const USAGE: &str = "\
+usage: fake-lacework [--port P] [--records N] [--seed S] [--days D] [--page-size K]
+                     [--time-format mixed|millis|seconds|epoch] [--rate-limit N/PERIOD]
+
+  --port P              port on 127.0.0.1 (default 0: any free port)
+  --records N           records to generate (default 10000)
+  --seed S              generator seed (default 1)
+  --days D              spread the records over the last D days (default 1)
+  --page-size K         rows per page (default 5000, as the real API)
+  --time-format F       how createdTime is rendered (default mixed)
+  --rate-limit N/PERIOD enforce a budget of N requests per PERIOD for each endpoint family
+                        (tokens, AuditLogs, other), refilled continuously; a request over it
+                        gets 429 with RateLimit-Reset. PERIOD is a number with a unit of ms, s,
+                        m or h, e.g. 480/1h (the real API's budget) or 5/10s. Without it the
+                        RateLimit-* headers count down from 480/1h and nothing is refused.";
 
 struct Args {
     port: u16,
@@ -20,6 +35,7 @@ struct Args {
     days: u32,
     page_size: usize,
     time_format: TimeFormat,
+    rate_limit: Option<RateLimit>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -30,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         days: 1,
         page_size: 5000,
         time_format: TimeFormat::Mixed,
+        rate_limit: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
             "--days",
             "--page-size",
             "--time-format",
+            "--rate-limit",
         ];
         if !FLAGS.contains(&flag.as_str()) {
             return Err(format!("unknown argument {flag}"));
@@ -66,6 +84,11 @@ fn parse_args() -> Result<Args, String> {
                     _ => return Err(format!("invalid value {value:?} for {flag}")),
                 }
             }
+            "--rate-limit" => {
+                args.rate_limit = Some(parse_rate_limit(&value).ok_or_else(|| {
+                    format!("invalid value {value:?} for {flag} (expected e.g. 480/1h)")
+                })?)
+            }
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -73,6 +96,28 @@ fn parse_args() -> Result<Args, String> {
         return Err("--page-size must be at least 1".to_owned());
     }
     Ok(args)
+}
+
+/// `N/PERIOD`, e.g. `480/1h`; both parts must be non-zero.
+fn parse_rate_limit(s: &str) -> Option<RateLimit> {
+    let (requests, period) = s.split_once('/')?;
+    let requests: u32 = requests.trim().parse().ok().filter(|&n| n > 0)?;
+    let period = parse_period(period.trim()).filter(|d| !d.is_zero())?;
+    Some(RateLimit { requests, period })
+}
+
+/// A whole number with one unit, like `10s` or `1h` (the subset of humantime we need).
+fn parse_period(s: &str) -> Option<StdDuration> {
+    let digits = s.find(|c: char| !c.is_ascii_digit())?;
+    let n: u64 = s[..digits].parse().ok()?;
+    let secs_per_unit = match &s[digits..] {
+        "ms" => return Some(StdDuration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
+    };
+    n.checked_mul(secs_per_unit).map(StdDuration::from_secs)
 }
 
 #[tokio::main]
@@ -100,6 +145,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    fake.set_rate_limit(args.rate_limit);
     let end = Utc::now();
     fake.generate(&GenerateSpec {
         seed: args.seed,
@@ -125,4 +171,28 @@ async fn main() -> ExitCode {
     }
     fake.shutdown();
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: Option<(u32, u64)>) {
+        let got = parse_rate_limit(input).map(|r| (r.requests, r.period.as_millis() as u64));
+        assert_eq!(got, expected, "{input}");
+    }
+
+    #[test]
+    fn rate_limits_parse_as_requests_per_period() {
+        check("480/1h", Some((480, 3_600_000)));
+        check("5/10s", Some((5, 10_000)));
+        check("60/2m", Some((60, 120_000)));
+        check("3/500ms", Some((3, 500)));
+        check(" 7 / 1s ", Some((7, 1000)));
+        for bad in [
+            "", "480", "480/", "/1h", "0/1h", "5/0s", "5/1", "5/h", "5/1d", "-1/1h", "5/1.5h",
+        ] {
+            check(bad, None);
+        }
+    }
 }

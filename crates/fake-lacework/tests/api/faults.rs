@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use fake_lacework::{FakeConfig, Fault};
+use fake_lacework::{BadBody, FakeConfig, Fault};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -102,6 +102,110 @@ async fn drop_fault_sends_headers_then_breaks_the_body() {
         .await
         .unwrap();
     assert_eq!(page["data"].as_array().unwrap().len(), 3);
+}
+
+/// Status, content type and the whole body of the next answer, which must complete.
+async fn read_whole(resp: reqwest::Response) -> (StatusCode, String, String) {
+    let status = resp.status();
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    let length: Option<usize> = resp
+        .headers()
+        .get("content-length")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let body = resp.text().await.expect("the body completes");
+    assert_eq!(length, Some(body.len()), "Content-Length matches the body");
+    (status, content_type, body)
+}
+
+#[tokio::test]
+async fn bad_body_faults_are_complete_200s_a_client_cannot_use() {
+    let api = small(100, 3).await;
+    for body in [
+        BadBody::Html,
+        BadBody::TruncatedJson,
+        BadBody::WrongShape,
+        BadBody::NotJson,
+    ] {
+        api.fake.fail_next(1, Fault::BadBody(body));
+    }
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let resp = api.audit("2026-01-10", "2026-01-11").send().await.unwrap();
+        answers.push(read_whole(resp).await);
+    }
+    assert!(answers.iter().all(|(status, ..)| *status == StatusCode::OK));
+    let (_, html_type, html) = &answers[0];
+    assert_eq!(html_type, "text/html");
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("maintenance"));
+    let (_, truncated_type, truncated) = &answers[1];
+    assert_eq!(truncated_type, "application/json");
+    assert!(truncated.contains(r#""data":[{"accountName""#));
+    let error = serde_json::from_str::<Value>(truncated).unwrap_err();
+    assert!(error.is_eof(), "cut off, not malformed: {error}");
+    let (_, shape_type, shape) = &answers[2];
+    assert_eq!(shape_type, "application/json");
+    let shape: Value = serde_json::from_str(shape).unwrap();
+    assert!(shape["data"].is_object());
+    let (_, text_type, text) = &answers[3];
+    assert_eq!(text_type, "text/plain");
+    assert!(serde_json::from_str::<Value>(text).is_err());
+    // One unit each, then normal pages again, over the same connection.
+    let page: Value = api
+        .audit("2026-01-10", "2026-01-11")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn bad_body_faults_hit_next_pages_and_the_token_endpoint() {
+    let api = small(2, 5).await;
+    let first: Value = api
+        .audit("2026-01-10", "2026-01-11")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = first["paging"]["urls"]["nextPage"].as_str().unwrap();
+    api.fake
+        .fail_next(1, Fault::BadBody(BadBody::TruncatedJson));
+    let (status, _, body) = read_whole(api.get(url).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(serde_json::from_str::<Value>(&body).unwrap_err().is_eof());
+    let page: Value = api.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["paging"]["rows"], 2);
+
+    let post = || {
+        api.http
+            .post(api.url("/api/v2/access/tokens"))
+            .header("X-LW-UAKS", &api.fake.config().secret)
+            .json(&json!({"keyId": api.fake.config().key_id}))
+            .send()
+    };
+    api.fake
+        .fail_next_tokens(1, Fault::BadBody(BadBody::TruncatedJson));
+    api.fake
+        .fail_next_tokens(1, Fault::BadBody(BadBody::WrongShape));
+    api.fake.fail_next_tokens(1, Fault::BadBody(BadBody::Html));
+    let (status, content_type, body) = read_whole(post().await.unwrap()).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::OK, "application/json")
+    );
+    assert!(body.starts_with(r#"{"expiresAt":"#));
+    assert!(serde_json::from_str::<Value>(&body).unwrap_err().is_eof());
+    let (_, _, body) = read_whole(post().await.unwrap()).await;
+    let shape: Value = serde_json::from_str(&body).unwrap();
+    assert!(shape.get("token").is_none());
+    let (_, content_type, _) = read_whole(post().await.unwrap()).await;
+    assert_eq!(content_type, "text/html");
+    assert_eq!(post().await.unwrap().status(), StatusCode::CREATED);
 }
 
 #[tokio::test]

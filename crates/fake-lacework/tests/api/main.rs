@@ -5,4 +5,5 @@ mod common;
 mod data;
 mod faults;
 mod paging;
+mod ratelimit;
 mod tokens;

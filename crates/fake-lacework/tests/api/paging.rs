@@ -1,5 +1,7 @@
 //! Paging: snapshots, nextPage URLs and their quirks.
 
+use std::time::Duration;
+
 use fake_lacework::{FakeConfig, format_millis};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -104,6 +106,41 @@ async fn later_pages_come_from_the_snapshot_taken_at_the_first_request() {
     // A new query sees the new rows.
     let again = api.rows(api.audit("2026-01-10", "2026-01-11")).await;
     assert_eq!(again.len(), 33);
+}
+
+#[tokio::test]
+async fn a_late_record_stays_out_of_a_snapshot_taken_before_it_was_visible() {
+    let api = Api::start(small_pages(5)).await;
+    fill(&api, 12);
+    let late = noise("ACME", at_ms(ms("2026-01-10T09:00:00.000Z")));
+    api.fake
+        .insert_late(late.clone(), Duration::from_millis(300));
+    let late_json = late.json.to_string();
+    let first: Value = api
+        .audit("2026-01-10", "2026-01-11")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["paging"]["totalRows"], 12);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Visible now, but the pages still come from the snapshot of the first request.
+    let mut rows = page_rows(&first);
+    let mut next = next_of(&first);
+    while let Some(url) = next {
+        let page: Value = api.get(&url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(page["paging"]["totalRows"], 12);
+        rows.extend(page_rows(&page));
+        next = next_of(&page);
+    }
+    assert_eq!(rows.len(), 12);
+    assert!(!rows.contains(&late_json));
+    // A new query sees it.
+    let again = api.rows(api.audit("2026-01-10", "2026-01-11")).await;
+    assert_eq!(again.len(), 13);
+    assert!(again.contains(&late_json));
 }
 
 #[tokio::test]
