@@ -72,3 +72,9 @@ cargo check --locked --no-default-features
 step "cargo test"
 # Integration tests start real servers on loopback and drive the built binary.
 cargo test --workspace --locked
+
+step "fuzzing: property tests with the committed corpus, 60 s per target"
+# src/fuzz/: the AuditLogs page parser, the record normalizer and the config loader, each run on
+# its seeds in tests/corpus/ and then on mutated and generated input until LAE_FUZZ_SECONDS is
+# spent (a plain `cargo test` gives them 2 s each). Two targets run at a time on two cores.
+LAE_FUZZ_SECONDS=60 cargo test --locked --lib fuzz -- --nocapture

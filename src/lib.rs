@@ -14,6 +14,8 @@ pub mod cli;
 mod config;
 mod event;
 mod exporter;
+#[cfg(test)]
+mod fuzz;
 mod lacework;
 mod metrics;
 mod normalize;

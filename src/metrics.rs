@@ -26,10 +26,26 @@ struct Family {
     series: BTreeMap<Labels, f64>,
 }
 
+/// A histogram's cumulative bucket counts, sum and count, for one label set.
+#[derive(Default, Clone)]
+struct Histogram {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+struct HistogramFamily {
+    help: &'static str,
+    bounds: &'static [f64],
+    series: BTreeMap<Labels, Histogram>,
+}
+
 /// The process's metrics.
 #[derive(Default)]
 pub struct Registry {
     families: Mutex<BTreeMap<&'static str, Family>>,
+    histograms: Mutex<BTreeMap<&'static str, HistogramFamily>>,
 }
 
 /// The process-wide registry.
@@ -91,6 +107,32 @@ impl Registry {
         self.update(name, Kind::Gauge, help, pairs, |v| *v = value);
     }
 
+    /// Counts observations in a histogram with these upper bucket bounds.
+    pub fn histogram_observe(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        bounds: &'static [f64],
+        pairs: &[(&'static str, &str)],
+        values: &[f64],
+    ) {
+        let mut histograms = self.histograms.lock().unwrap_or_else(|p| p.into_inner());
+        let family = histograms.entry(name).or_default();
+        family.help = help;
+        family.bounds = bounds;
+        let histogram = family.series.entry(labels(pairs)).or_default();
+        histogram.buckets.resize(bounds.len(), 0);
+        for value in values {
+            for (bucket, bound) in histogram.buckets.iter_mut().zip(bounds) {
+                if value <= bound {
+                    *bucket += 1;
+                }
+            }
+            histogram.sum += value;
+            histogram.count += 1;
+        }
+    }
+
     /// The current value of one series, if it exists (for tests and health checks).
     #[cfg(test)]
     pub fn value(&self, name: &str, pairs: &[(&'static str, &str)]) -> Option<f64> {
@@ -117,19 +159,52 @@ impl Registry {
                         if idx > 0 {
                             out.push(',');
                         }
-                        let escaped = value
-                            .replace('\\', "\\\\")
-                            .replace('"', "\\\"")
-                            .replace('\n', "\\n");
-                        let _ = write!(out, "{key}=\"{escaped}\"");
+                        let _ = write!(out, "{key}=\"{}\"", escape(value));
                     }
                     out.push('}');
                 }
                 let _ = writeln!(out, " {value}");
             }
         }
+        drop(families);
+        let histograms = self.histograms.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, family) in histograms.iter() {
+            let _ = writeln!(out, "# HELP {name} {}", family.help);
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for (labels, histogram) in &family.series {
+                let rendered: Vec<String> = labels
+                    .iter()
+                    .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
+                    .collect();
+                let prefix = |extra: Option<String>| {
+                    let mut all = rendered.clone();
+                    all.extend(extra);
+                    if all.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{{{}}}", all.join(","))
+                    }
+                };
+                for (bound, count) in family.bounds.iter().zip(&histogram.buckets) {
+                    let le = prefix(Some(format!("le=\"{bound}\"")));
+                    let _ = writeln!(out, "{name}_bucket{le} {count}");
+                }
+                let le = prefix(Some("le=\"+Inf\"".to_string()));
+                let _ = writeln!(out, "{name}_bucket{le} {}", histogram.count);
+                let plain = prefix(None);
+                let _ = writeln!(out, "{name}_sum{plain} {}", histogram.sum);
+                let _ = writeln!(out, "{name}_count{plain} {}", histogram.count);
+            }
+        }
         out
     }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Emit helpers, one per thing that happens, so names and help texts live in one place.
@@ -153,6 +228,36 @@ pub mod emit {
             "RateLimit-Remaining of the last Lacework answer.",
             &[("endpoint", endpoint)],
             remaining,
+        );
+    }
+
+    /// The request budget left with the API key, as this process sees it.
+    pub fn api_budget_remaining(remaining: f64) {
+        global().gauge_set(
+            "lae_api_budget_remaining",
+            "Requests left in the API key's budget (the lower of this process's own budget and the server's RateLimit-Remaining estimate).",
+            &[],
+            remaining,
+        );
+    }
+
+    /// Time a request waited for the budget.
+    pub fn api_throttled(priority: &str, seconds: f64) {
+        global().update_sum(
+            "lae_api_throttle_wait_seconds_total",
+            "Time requests waited for the request budget or a 429 to pass, by priority (live, resweep, replay).",
+            &[("priority", priority)],
+            seconds,
+        );
+    }
+
+    /// How far this host's clock is ahead of the API server's (negative: behind).
+    pub fn clock_skew(seconds: f64) {
+        global().gauge_set(
+            "lae_clock_skew_seconds",
+            "This host's clock minus the Lacework API server's (Date header), in seconds.",
+            &[],
+            seconds,
         );
     }
 
@@ -307,6 +412,44 @@ pub mod emit {
         );
     }
 
+    /// Records delivered late: first seen after the cursor had passed their time, caught by
+    /// the overlap of a live query or by a re-sweep; `delays` are seconds from `createdTime`
+    /// to first seen.
+    pub fn late_records(stream: &str, found_by: &str, delays: &[f64]) {
+        global().counter_add(
+            "lae_late_records_total",
+            "Records first seen after the cursor had passed their createdTime, by how they were found (overlap, resweep).",
+            &[("stream", stream), ("found_by", found_by)],
+            delays.len() as u64,
+        );
+        global().histogram_observe(
+            "lae_late_record_delay_seconds",
+            "How late records were: createdTime to first seen by the exporter. Lacework's ingestion delay; tune poll.settle, poll.overlap and poll.resweep from it.",
+            &[
+                60.0, 120.0, 300.0, 600.0, 1_800.0, 3_600.0, 7_200.0, 21_600.0, 43_200.0,
+                86_400.0,
+            ],
+            &[("stream", stream)],
+            delays,
+        );
+    }
+
+    /// A re-sweep read all its windows.
+    pub fn resweep_finished(stream: &str) {
+        global().counter_add(
+            "lae_resweeps_total",
+            "Re-sweeps of recent time finished.",
+            &[("stream", stream)],
+            1,
+        );
+        global().gauge_set(
+            "lae_last_resweep_timestamp_seconds",
+            "When a re-sweep last finished (Unix seconds).",
+            &[("stream", stream)],
+            crate::time::now_ms() as f64 / 1000.0,
+        );
+    }
+
     /// A window failed and will be read again.
     pub fn window_failed(stream: &str) {
         global().counter_add(
@@ -350,6 +493,38 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("lae_sink_up{sink=\"a\\\"b\"} 1\n"), "{text}");
+        registry.histogram_observe(
+            "lae_delay_seconds",
+            "Delays.",
+            &[1.0, 10.0],
+            &[("stream", "s")],
+            &[0.5, 5.0, 50.0],
+        );
+        let text = registry.render();
+        assert!(
+            text.contains("# TYPE lae_delay_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lae_delay_seconds_bucket{stream=\"s\",le=\"1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lae_delay_seconds_bucket{stream=\"s\",le=\"10\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lae_delay_seconds_bucket{stream=\"s\",le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lae_delay_seconds_sum{stream=\"s\"} 55.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lae_delay_seconds_count{stream=\"s\"} 3\n"),
+            "{text}"
+        );
         assert_eq!(
             registry.value(
                 "lae_events_total",

@@ -7,6 +7,8 @@
 //!
 //! Invariant: this module imports nothing of ours but `event::RecordId` and the time helpers.
 
+mod ledger;
+mod lock;
 mod sqlite;
 mod stream;
 
@@ -17,7 +19,13 @@ use std::sync::{Arc, Mutex};
 use crate::event::RecordId;
 use crate::time::now_ms;
 
+pub(crate) use ledger::{
+    CursorMove, PageDone, ResumePoint, ResweepState, WindowCounts, WindowKey, WindowKind, WindowRow,
+};
 pub(crate) use stream::live_stream_key;
+
+/// A delivered event's id and time, as recorded.
+pub type Delivered = (RecordId, Option<i64>);
 
 /// A checkpoint store failure.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +55,26 @@ pub enum Error {
     #[error("cannot create the state directory {path}: {source}")]
     CreateDir {
         /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process holds the state file.
+    #[error(
+        "state database {path} is in use by another exporter process{}: only one `run` or `replay` may use a state file at a time (give a replay its own with `replay --state PATH`)",
+        pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+        /// The holder, when its lock file tells.
+        pid: Option<u32>,
+    },
+    /// The lock file could not be opened or written.
+    #[error("cannot lock the state database through {path}: {source}")]
+    Lock {
+        /// The lock file.
         path: PathBuf,
         /// The I/O error.
         #[source]
@@ -110,6 +138,8 @@ impl ReplayJob {
 pub struct CheckpointStore {
     path: PathBuf,
     connection: Arc<Mutex<rusqlite::Connection>>,
+    /// Held by stores opened for writing walks; released with the last clone.
+    _lock: Option<Arc<lock::StateLock>>,
 }
 
 impl CheckpointStore {
@@ -123,7 +153,21 @@ impl CheckpointStore {
         Ok(CheckpointStore {
             path,
             connection: Arc::new(Mutex::new(connection)),
+            _lock: None,
         })
+    }
+
+    /// Opens the database for a process that walks and writes (`run`, `replay`, `state
+    /// set`/`reset`), holding its exclusive lock: a second such process is refused with
+    /// `Error::Locked`. `state show` opens without it and works beside a running daemon.
+    pub async fn open_exclusive(path: &Path) -> Result<CheckpointStore, Error> {
+        let locked_path = path.to_path_buf();
+        let lock = tokio::task::spawn_blocking(move || lock::StateLock::acquire(&locked_path))
+            .await
+            .map_err(|error| Error::Task(error.to_string()))??;
+        let mut store = CheckpointStore::open(path).await?;
+        store._lock = Some(Arc::new(lock));
+        Ok(store)
     }
 
     async fn with_connection<T, F>(&self, work: F) -> Result<T, Error>
@@ -152,23 +196,122 @@ impl CheckpointStore {
             .await
     }
 
-    /// Records the ids (with their event times) of events every sink acknowledged.
+    /// Records the ids (with their event times) of events every sink acknowledged and, when
+    /// they complete a page of a longer window, that page's `nextPage` link, atomically.
     pub async fn record_delivered(
         &self,
         stream: &str,
-        delivered: Vec<(RecordId, Option<i64>)>,
+        delivered: Vec<Delivered>,
+        page: Option<PageDone>,
     ) -> Result<(), Error> {
         let stream = stream.to_string();
-        self.with_connection(move |c| sqlite::record_delivered(c, &stream, &delivered))
+        self.with_connection(move |c| {
+            ledger::record_page(c, &stream, &delivered, page.as_ref(), now_ms())
+        })
+        .await
+    }
+
+    /// Where an interrupted walk of this window can continue, if a link was saved.
+    pub async fn resume_point(&self, key: &WindowKey) -> Result<Option<ResumePoint>, Error> {
+        let key = key.clone();
+        self.with_connection(move |c| ledger::resume_point(c, &key))
             .await
     }
 
-    /// Moves the stream's cursor: everything before `cursor.position_ms` was delivered. A new
-    /// cursor takes `cursor.origin_ms` as its origin; an existing one keeps its own.
-    pub async fn advance(&self, stream: &str, cursor: Cursor) -> Result<(), Error> {
+    /// The start of the stream's earliest begun, unfinished window of `kind`.
+    pub async fn first_unfinished_start(
+        &self,
+        stream: &str,
+        kind: WindowKind,
+    ) -> Result<Option<i64>, Error> {
         let stream = stream.to_string();
-        self.with_connection(move |c| sqlite::advance(c, &stream, cursor, now_ms()))
+        self.with_connection(move |c| ledger::first_unfinished_start(c, &stream, kind))
             .await
+    }
+
+    /// Marks a window as being read (`resuming`: at its saved link).
+    pub async fn begin_window(
+        &self,
+        key: &WindowKey,
+        end_ms: i64,
+        query: (i64, i64),
+        resuming: bool,
+    ) -> Result<(), Error> {
+        let key = key.clone();
+        self.with_connection(move |c| {
+            ledger::begin_window(c, &key, end_ms, query, resuming, now_ms())
+        })
+        .await
+    }
+
+    /// Marks a window done and moves `cursor`, in one transaction: everything before a live
+    /// cursor's `position_ms` was delivered. A new cursor takes `cursor.origin_ms` as its
+    /// origin; an existing one keeps its own.
+    pub async fn complete_window(
+        &self,
+        key: &WindowKey,
+        query: (i64, i64),
+        counts: WindowCounts,
+        cursor: CursorMove,
+    ) -> Result<(), Error> {
+        let key = key.clone();
+        self.with_connection(move |c| {
+            ledger::complete_window(c, &key, query, counts, &cursor, now_ms())
+        })
+        .await
+    }
+
+    /// Marks a window failed; it shows as a gap until read.
+    pub async fn fail_window(&self, key: &WindowKey, error: String) -> Result<(), Error> {
+        let key = key.clone();
+        self.with_connection(move |c| ledger::fail_window(c, &key, &error, now_ms()))
+            .await
+    }
+
+    /// The stream's most recently touched windows, newest first.
+    pub async fn recent_windows(
+        &self,
+        stream: &str,
+        limit: usize,
+    ) -> Result<Vec<WindowRow>, Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| ledger::recent_windows(c, &stream, limit))
+            .await
+    }
+
+    /// Windows that failed and were not read since, oldest first.
+    pub async fn gaps(&self, stream: &str) -> Result<Vec<WindowRow>, Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| ledger::gaps(c, &stream))
+            .await
+    }
+
+    /// The stream's last re-sweep.
+    pub async fn resweep(&self, stream: &str) -> Result<Option<ResweepState>, Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| ledger::resweep(c, &stream))
+            .await
+    }
+
+    /// Records that a re-sweep of `[from_ms, to_ms)` began.
+    pub async fn start_resweep(&self, stream: &str, from_ms: i64, to_ms: i64) -> Result<(), Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| ledger::start_resweep(c, &stream, from_ms, to_ms, now_ms()))
+            .await
+    }
+
+    /// Records how the current re-sweep ended.
+    pub async fn finish_resweep(
+        &self,
+        stream: &str,
+        windows: i64,
+        late_records: i64,
+    ) -> Result<(), Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| {
+            ledger::finish_resweep(c, &stream, windows, late_records, now_ms())
+        })
+        .await
     }
 
     /// Ids delivered on the stream whose event time is at or after `since_ms`, plus those
@@ -225,14 +368,6 @@ impl CheckpointStore {
     /// Saves a new replay job (replacing one with the same id).
     pub async fn start_replay(&self, job: ReplayJob) -> Result<(), Error> {
         self.with_connection(move |c| sqlite::start_replay(c, &job))
-            .await
-    }
-
-    /// Moves a replay's position. A replay records no ids: each record belongs to exactly one
-    /// replay window, so nothing can repeat within it.
-    pub async fn advance_replay(&self, job: &ReplayJob, position_ms: i64) -> Result<(), Error> {
-        let id = job.id.clone();
-        self.with_connection(move |c| sqlite::advance_replay(c, &id, position_ms, now_ms()))
             .await
     }
 

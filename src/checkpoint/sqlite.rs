@@ -8,14 +8,15 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::checkpoint::{Cursor, Error, ReplayJob, StreamState};
+use crate::checkpoint::ledger::SCHEMA_V2;
+use crate::checkpoint::{Cursor, Delivered, Error, ReplayJob, StreamState};
 use crate::event::RecordId;
 
 /// `event_time_ms` of ids whose record had no understandable time.
 const UNTIMED: i64 = i64::MIN;
 
-/// Version of the schema this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Version of the schema this build writes: 2 added the window ledger and re-sweeps.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE cursor (
@@ -115,7 +116,12 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), Error> {
     }
     if version < 1 {
         tx.execute_batch(SCHEMA_V1).map_err(sqlite_error)?;
-        tx.pragma_update(None, "user_version", 1)
+    }
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2).map_err(sqlite_error)?;
+    }
+    if version < SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(sqlite_error)?;
     }
     tx.commit().map_err(sqlite_error)?;
@@ -136,10 +142,10 @@ pub fn cursor(c: &mut Connection, stream: &str) -> rusqlite::Result<Option<Curso
     .optional()
 }
 
-fn insert_delivered(
+pub fn insert_delivered(
     tx: &rusqlite::Transaction<'_>,
     stream: &str,
-    delivered: &[(RecordId, Option<i64>)],
+    delivered: &[Delivered],
 ) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO delivered (stream, event_time_ms, id) VALUES (?1, ?2, ?3)",
@@ -151,7 +157,7 @@ fn insert_delivered(
 }
 
 /// Moves the cursor; a new cursor takes `origin_ms`, an existing one keeps its origin.
-fn upsert_cursor(
+pub fn upsert_cursor(
     tx: &rusqlite::Transaction<'_>,
     stream: &str,
     cursor: Cursor,
@@ -182,10 +188,11 @@ pub fn set_cursor(
 }
 
 /// Records the ids of events every sink acknowledged.
+#[cfg(test)]
 pub fn record_delivered(
     c: &mut Connection,
     stream: &str,
-    delivered: &[(RecordId, Option<i64>)],
+    delivered: &[Delivered],
 ) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
     insert_delivered(&tx, stream, delivered)?;
@@ -193,6 +200,7 @@ pub fn record_delivered(
 }
 
 /// Moves the stream's cursor.
+#[cfg(test)]
 pub fn advance(
     c: &mut Connection,
     stream: &str,
@@ -240,17 +248,29 @@ pub fn is_delivered(
     select.exists(params![stream, time_ms.unwrap_or(UNTIMED), &id.0[..]])
 }
 
+/// Forgets ids (and ledger rows) older than `before_ms`; returns how many ids went.
 pub fn prune(c: &mut Connection, stream: &str, before_ms: i64) -> rusqlite::Result<usize> {
-    c.execute(
+    let tx = c.transaction()?;
+    let pruned = tx.execute(
         "DELETE FROM delivered WHERE stream = ?1 AND event_time_ms < ?2 AND event_time_ms != ?3",
         params![stream, before_ms, UNTIMED],
-    )
+    )?;
+    crate::checkpoint::ledger::prune(&tx, stream, before_ms)?;
+    tx.commit()?;
+    Ok(pruned)
 }
 
 pub fn reset(c: &mut Connection, stream: &str) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
-    tx.execute("DELETE FROM cursor WHERE stream = ?1", [stream])?;
-    tx.execute("DELETE FROM delivered WHERE stream = ?1", [stream])?;
+    for table in [
+        "cursor",
+        "delivered",
+        "window_ledger",
+        "window_resume_keys",
+        "resweep",
+    ] {
+        tx.execute(&format!("DELETE FROM {table} WHERE stream = ?1"), [stream])?;
+    }
     tx.commit()
 }
 
@@ -258,7 +278,8 @@ pub fn streams(c: &mut Connection) -> rusqlite::Result<Vec<StreamState>> {
     let mut select = c.prepare(
         "SELECT s.stream, cu.position_ms, cu.updated_at_ms,
                 (SELECT COUNT(*) FROM delivered d WHERE d.stream = s.stream)
-         FROM (SELECT stream FROM cursor UNION SELECT DISTINCT stream FROM delivered) s
+         FROM (SELECT stream FROM cursor UNION SELECT DISTINCT stream FROM delivered
+               UNION SELECT DISTINCT stream FROM window_ledger) s
          LEFT JOIN cursor cu ON cu.stream = s.stream
          ORDER BY s.stream",
     )?;
@@ -284,23 +305,12 @@ pub fn start_replay(c: &mut Connection, job: &ReplayJob) -> rusqlite::Result<()>
     tx.commit()
 }
 
-pub fn advance_replay(
-    c: &mut Connection,
-    id: &str,
-    position_ms: i64,
-    now_ms: i64,
-) -> rusqlite::Result<()> {
-    c.execute(
-        "UPDATE replay SET position_ms = ?2, updated_at_ms = ?3 WHERE id = ?1",
-        params![id, position_ms, now_ms],
-    )?;
-    Ok(())
-}
-
 pub fn finish_replay(c: &mut Connection, id: &str, stream: &str) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
     tx.execute("DELETE FROM replay WHERE id = ?1", [id])?;
-    tx.execute("DELETE FROM delivered WHERE stream = ?1", [stream])?;
+    for table in ["delivered", "window_ledger", "window_resume_keys"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE stream = ?1"), [stream])?;
+    }
     tx.commit()
 }
 
@@ -441,7 +451,24 @@ mod tests {
             created_at_ms: 1,
         };
         start_replay(&mut c, &job).unwrap();
-        advance_replay(&mut c, "r1", 50, 2).unwrap();
+        let key = crate::checkpoint::WindowKey {
+            stream: job.stream(),
+            kind: crate::checkpoint::WindowKind::Replay,
+            start_ms: 0,
+        };
+        crate::checkpoint::ledger::begin_window(&mut c, &key, 50, (0, 50), false, 2).unwrap();
+        crate::checkpoint::ledger::complete_window(
+            &mut c,
+            &key,
+            (0, 50),
+            crate::checkpoint::WindowCounts::default(),
+            &crate::checkpoint::CursorMove::Replay {
+                id: "r1".into(),
+                position_ms: 50,
+            },
+            2,
+        )
+        .unwrap();
         let saved = replays(&mut c).unwrap();
         assert_eq!(saved[0].position_ms, 50);
         // Ids recorded under a replay's stream by an older version are dropped with the job.

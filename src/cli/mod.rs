@@ -2,7 +2,9 @@
 //! their parts from `exporter`; no command module imports another.
 //!
 //! Invariant: only this module reads environment variables and argv. Exit codes: 0 success,
-//! 1 a runtime failure (API, sink, state), 2 a usage or configuration error (nothing started).
+//! 1 a runtime failure (API, sink, state), 2 a usage or configuration error (nothing started),
+//! 3 the Lacework API refused the key or sent a `nextPage` link off its host (a restart
+//! cannot help: the shipped unit lists 3 in `RestartPreventExitStatus=`).
 
 #[cfg(feature = "demo")]
 mod demo;
@@ -112,6 +114,10 @@ pub struct ReplayArgs {
     /// the most recent unfinished one.
     #[arg(long)]
     pub resume: bool,
+    /// Keep this replay's progress in this SQLite file instead of state.path: a running
+    /// daemon holds its state file, and one process at a time may walk with a state file.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
 }
 
 /// `state` subcommands.
@@ -168,10 +174,20 @@ impl Failure {
     }
 }
 
+/// Exit code of a stop on an API refusal that waiting cannot heal.
+pub(crate) const EXIT_API_REFUSED: u8 = 3;
+
 impl From<crate::exporter::Error> for Failure {
     fn from(error: crate::exporter::Error) -> Failure {
+        let code = if error.is_config() {
+            2
+        } else if error.is_api_refusal() {
+            EXIT_API_REFUSED
+        } else {
+            1
+        };
         Failure {
-            code: if error.is_config() { 2 } else { 1 },
+            code,
             error: error.into(),
         }
     }

@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use crate::checkpoint::ReplayJob;
 use crate::cli::times::{TimeArg, show_time};
 use crate::cli::{Environment, Failure, ReplayArgs, shutdown_on_signals};
-use crate::exporter::{Loaded, Parts, ReplayOutcome, open_store};
+use crate::exporter::{Loaded, Parts, ReplayOutcome, open_store, open_store_exclusive};
 use crate::time::now_ms;
 
 /// Runs `replay`.
@@ -17,8 +17,17 @@ pub async fn replay(
     environment: &Environment,
     args: &ReplayArgs,
 ) -> Result<(), Failure> {
-    let loaded = Loaded::load(path, environment.credentials_directory.as_deref())?;
-    let store = open_store(&loaded.config).await?;
+    let mut loaded = Loaded::load(path, environment.credentials_directory.as_deref())?;
+    if let Some(state) = &args.state {
+        loaded.config.state.path = state.clone();
+    }
+    // Read first, to refuse a bad command line (exit 2) even beside a running daemon; the
+    // lock is taken before anything is written.
+    let saved = open_store(&loaded.config)
+        .await?
+        .replays()
+        .await
+        .map_err(Failure::runtime)?;
     let now = now_ms();
     let requested = args.from.map(|from| {
         let to = args.to.map_or(now, |to| to.resolve(now));
@@ -33,7 +42,6 @@ pub async fn replay(
             show_time(to)
         )));
     }
-    let saved = store.replays().await.map_err(Failure::runtime)?;
     let resumed = match (args.resume, requested) {
         (false, _) => None,
         (true, Some((from, to))) => {
@@ -63,6 +71,7 @@ pub async fn replay(
             ))
         })?),
     };
+    let store = open_store_exclusive(&loaded.config).await?;
     let job = match resumed {
         Some(job) => job,
         None => {

@@ -54,6 +54,64 @@ pub struct LaceworkConfig {
     /// Longest delay between two retries.
     #[serde(default = "default_retry_max", with = "humantime_serde")]
     pub retry_max: Duration,
+    /// The request budget this process spends with this API key: `"384/1h"` is 384 requests
+    /// per hour (80% of the 480 Lacework allows per user per endpoint), shared by the live
+    /// walk, re-sweeps, replays and token exchanges.
+    #[serde(default)]
+    pub rate_limit: RateBudget,
+}
+
+/// A request budget: `requests` per `period`, written `"384/1h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateBudget {
+    /// Requests allowed per period.
+    pub requests: u32,
+    /// The period, refilled continuously.
+    pub period: Duration,
+}
+
+impl Default for RateBudget {
+    fn default() -> RateBudget {
+        RateBudget {
+            requests: 384,
+            period: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl std::str::FromStr for RateBudget {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<RateBudget, String> {
+        let shape = || format!("{text:?} is not REQUESTS/PERIOD, e.g. \"384/1h\"");
+        let (requests, period) = text.split_once('/').ok_or_else(shape)?;
+        let requests: u32 = requests.trim().parse().map_err(|_| shape())?;
+        let period = humantime::parse_duration(period.trim()).map_err(|_| shape())?;
+        if requests == 0 || period < Duration::from_secs(1) {
+            return Err(format!(
+                "{text:?} allows no requests: give at least 1 request per 1s or longer"
+            ));
+        }
+        Ok(RateBudget { requests, period })
+    }
+}
+
+impl<'de> Deserialize<'de> for RateBudget {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for RateBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.requests,
+            humantime::format_duration(self.period)
+        )
+    }
 }
 
 fn default_token_ttl() -> Duration {
@@ -343,6 +401,25 @@ mod tests {
         check("https://acme.lacework.net/", "https://acme.lacework.net/");
         assert!(api_origin_for_account("acme corp").is_err());
         assert!(api_origin_for_account("").is_err());
+    }
+
+    #[test]
+    fn rate_budgets_parse() {
+        assert_eq!(
+            "384/1h".parse::<RateBudget>().unwrap(),
+            RateBudget::default()
+        );
+        assert_eq!(
+            " 10 / 30s ".parse::<RateBudget>().unwrap(),
+            RateBudget {
+                requests: 10,
+                period: Duration::from_secs(30)
+            }
+        );
+        for bad in ["384", "x/1h", "384/hour", "0/1h", "5/100ms", "-1/1h"] {
+            assert!(bad.parse::<RateBudget>().is_err(), "{bad}");
+        }
+        assert_eq!(RateBudget::default().to_string(), "384/1h");
     }
 
     #[test]

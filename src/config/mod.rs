@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use events::{EventsConfig, Include, RuleConfig};
-pub use lacework::{Credentials, LaceworkConfig};
+pub use lacework::{Credentials, LaceworkConfig, RateBudget};
 pub use poll::{PollConfig, StateConfig};
 pub use telemetry::TelemetryConfig;
 pub use units::ByteSize;
@@ -403,8 +403,34 @@ type = "stdout"
         let config = Config::parse(&text).unwrap();
         assert_eq!(
             config.state.effective_retention(&config.poll),
-            std::time::Duration::from_secs(15 * 86_400)
+            std::time::Duration::from_secs(16 * 86_400),
+            "resweep (1d) + window + overlap, plus a day"
         );
+    }
+
+    #[test]
+    fn durations_are_bounded_so_time_arithmetic_cannot_overflow() {
+        for key in ["settle", "interval", "resweep_every", "resweep"] {
+            let text = format!("{MINIMAL}[poll]\n{key} = \"18446744073709551615s\"\n");
+            let error = Config::parse(&text).unwrap_err();
+            assert_eq!(
+                error.key.as_deref(),
+                Some(format!("poll.{key}").as_str()),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn retention_must_cover_the_resweep() {
+        let text = format!(
+            "{MINIMAL}[poll]\nresweep = \"3d\"\n\n[state]\npath = \"/tmp/s.db\"\nretention = \"3d\"\n"
+        );
+        let error = Config::parse(&text).unwrap_err();
+        assert_eq!(error.key.as_deref(), Some("state.retention"));
+        assert!(error.message.contains("poll.resweep"), "{error}");
+        let text = text.replace("resweep = \"3d\"", "resweep = \"0s\"");
+        Config::parse(&text).expect("without re-sweeps, 3d covers window + overlap");
     }
 
     #[test]

@@ -29,6 +29,14 @@ pub struct PollConfig {
     /// are still caught. Costs no extra requests.
     #[serde(default = "default_overlap", with = "humantime_serde")]
     pub overlap: Duration,
+    /// How far back a re-sweep reads: recent time is read again on a schedule so that records
+    /// Lacework makes visible late (up to this long after their `createdTime`) are still
+    /// delivered, once. `0s` turns re-sweeps off.
+    #[serde(default = "default_resweep", with = "humantime_serde")]
+    pub resweep: Duration,
+    /// How often a re-sweep runs.
+    #[serde(default = "default_resweep_every", with = "humantime_serde")]
+    pub resweep_every: Duration,
     /// The most rows the API returns for one query across its pages (Lacework: 500,000). A
     /// window holding more is read as shorter windows instead of silently incomplete. Change
     /// only if Lacework changes the limit.
@@ -51,6 +59,12 @@ fn default_lookback() -> Duration {
 fn default_overlap() -> Duration {
     Duration::from_secs(600)
 }
+fn default_resweep() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn default_resweep_every() -> Duration {
+    Duration::from_secs(900)
+}
 fn default_max_result_rows() -> u64 {
     500_000
 }
@@ -63,6 +77,8 @@ impl Default for PollConfig {
             settle: default_settle(),
             lookback: default_lookback(),
             overlap: default_overlap(),
+            resweep: default_resweep(),
+            resweep_every: default_resweep_every(),
             max_result_rows: default_max_result_rows(),
         }
     }
@@ -90,6 +106,20 @@ impl PollConfig {
         if self.interval < Duration::from_secs(1) {
             return Err(ConfigError::invalid("poll.interval", "must be at least 1s"));
         }
+        // Bounded so that time arithmetic on them cannot overflow (a huge settle would wrap
+        // around and read into the future).
+        for (key, value) in [
+            ("poll.interval", self.interval),
+            ("poll.settle", self.settle),
+            ("poll.resweep_every", self.resweep_every),
+        ] {
+            if value > MAX_WINDOW {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{} is longer than 7d", humantime::format_duration(value)),
+                ));
+            }
+        }
         if self.lookback > MAX_HISTORY {
             return Err(ConfigError::invalid(
                 "poll.lookback",
@@ -108,6 +138,21 @@ impl PollConfig {
         if self.overlap > MAX_WINDOW {
             return Err(ConfigError::invalid("poll.overlap", "must be at most 7d"));
         }
+        if self.resweep > MAX_WINDOW {
+            return Err(ConfigError::invalid(
+                "poll.resweep",
+                format!(
+                    "{} is longer than 7d: every re-sweep would read that much again",
+                    humantime::format_duration(self.resweep)
+                ),
+            ));
+        }
+        if !self.resweep.is_zero() && self.resweep_every < Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "poll.resweep_every",
+                "must be at least 1s (set poll.resweep = \"0s\" to turn re-sweeps off)",
+            ));
+        }
         Ok(())
     }
 
@@ -117,6 +162,12 @@ impl PollConfig {
             warnings.push(format!(
                 "poll.interval = {} spends much of the API's 480 requests an hour",
                 humantime::format_duration(self.interval)
+            ));
+        }
+        if !self.resweep.is_zero() && self.resweep_every < self.interval {
+            warnings.push(format!(
+                "poll.resweep_every = {} is shorter than poll.interval: re-sweeps will cost more requests than live polls",
+                humantime::format_duration(self.resweep_every)
             ));
         }
         if self.settle < Duration::from_secs(10) {
@@ -137,7 +188,8 @@ pub struct StateConfig {
     #[serde(default = "default_state_path")]
     pub path: PathBuf,
     /// How long ids of delivered events are remembered, to drop re-read records. Must exceed
-    /// `poll.window + poll.overlap`; by default 7 days, or that plus one day when longer.
+    /// `poll.resweep + poll.window + poll.overlap`; by default 7 days, or that plus one day
+    /// when longer.
     #[serde(default, with = "humantime_serde")]
     pub retention: Option<Duration>,
 }
@@ -156,12 +208,11 @@ impl Default for StateConfig {
 }
 
 impl StateConfig {
-    /// The retention in force: as configured, or 7 days, or `poll.window + poll.overlap` plus
-    /// one day when that is longer.
+    /// The retention in force: as configured, or 7 days, or what re-reads need
+    /// (`poll.resweep + poll.window + poll.overlap`) plus one day when that is longer.
     pub fn effective_retention(&self, poll: &PollConfig) -> Duration {
         self.retention.unwrap_or(
-            (poll.window + poll.overlap + Duration::from_secs(86_400))
-                .max(Duration::from_secs(7 * 86_400)),
+            (reread_span(poll) + Duration::from_secs(86_400)).max(Duration::from_secs(7 * 86_400)),
         )
     }
 
@@ -169,14 +220,14 @@ impl StateConfig {
         if self.path.as_os_str().is_empty() {
             return Err(ConfigError::invalid("state.path", "is empty"));
         }
-        let needed = poll.overlap + poll.window;
+        let needed = reread_span(poll);
         if let Some(retention) = self.retention
             && retention <= needed
         {
             return Err(ConfigError::invalid(
                 "state.retention",
                 format!(
-                    "{} must be longer than poll.overlap + poll.window ({}), or re-read records would be emitted again",
+                    "{} must be longer than poll.resweep + poll.window + poll.overlap ({}), or re-read records would be emitted again: raise state.retention or lower poll.resweep",
                     humantime::format_duration(retention),
                     humantime::format_duration(needed)
                 ),
@@ -184,4 +235,10 @@ impl StateConfig {
         }
         Ok(())
     }
+}
+
+/// How far back of the cursor records are ever read again: delivered ids must be kept at
+/// least this long.
+fn reread_span(poll: &PollConfig) -> Duration {
+    poll.resweep + poll.window + poll.overlap
 }

@@ -35,7 +35,10 @@ impl Default for TelemetryConfig {
 
 impl TelemetryConfig {
     pub(crate) fn validate(&self, poll: &PollConfig) -> Result<(), ConfigError> {
-        let normal = poll.settle + poll.interval;
+        // Saturating: neither `poll.settle` nor `poll.interval` has an upper bound, and
+        // "18446744073709551615s" in either overflowed `Duration` here and panicked (found by
+        // the `config` fuzz target).
+        let normal = poll.settle.saturating_add(poll.interval);
         if self.health_max_lag <= normal {
             return Err(ConfigError::invalid(
                 "telemetry.health_max_lag",

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::exporter::{Error, Loaded, Parts, open_store};
+use crate::exporter::{Error, Loaded, Parts, open_store_exclusive};
 use crate::lacework::LaceworkClient;
 use crate::service::{HealthPolicy, Notifier, Progress, serve_telemetry};
 
@@ -86,7 +86,7 @@ impl Daemon {
         notifier: &Notifier,
         progress: &Progress,
     ) -> Result<(), Error> {
-        let store = open_store(&loaded.config).await?;
+        let store = open_store_exclusive(&loaded.config).await?;
         let stream = loaded.live_stream();
         let parts = Parts::build(loaded, &[]).await?;
         parts.check_sinks_at_start().await?;

@@ -71,6 +71,18 @@ pub(crate) enum Error {
 }
 
 impl Error {
+    /// Whether the Lacework API refused in a way waiting cannot heal: the API key was refused
+    /// (disabled, deleted, or its creator is no longer an admin) or a `nextPage` link pointed
+    /// at another host. `cli` gives this its own exit code, which the shipped unit lists in
+    /// `RestartPreventExitStatus=`.
+    pub(crate) fn is_api_refusal(&self) -> bool {
+        match self {
+            Error::Token(error) => error.is_fatal(),
+            Error::Export(error) | Error::Replay(error) => error.is_fatal_api_refusal(),
+            _ => false,
+        }
+    }
+
     /// Whether the configuration (or a file it names) is at fault: nothing was started.
     pub(crate) fn is_config(&self) -> bool {
         matches!(

@@ -88,9 +88,16 @@ pub(crate) fn live_stream_of(
     ))
 }
 
-/// Opens the state database the configuration names.
+/// Opens the state database the configuration names, to read it beside a running daemon.
 pub(crate) async fn open_store(config: &Config) -> Result<CheckpointStore, Error> {
     CheckpointStore::open(&config.state.path)
+        .await
+        .map_err(Error::State)
+}
+
+/// Opens the state database to walk and write, refusing while another process does.
+pub(crate) async fn open_store_exclusive(config: &Config) -> Result<CheckpointStore, Error> {
+    CheckpointStore::open_exclusive(&config.state.path)
         .await
         .map_err(Error::State)
 }

@@ -16,5 +16,5 @@ mod parts;
 pub(crate) use crate::poller::ReplayOutcome;
 pub(crate) use daemon::Daemon;
 pub(crate) use error::Error;
-pub(crate) use loaded::{Loaded, live_stream_of, open_store, read_config};
+pub(crate) use loaded::{Loaded, live_stream_of, open_store, open_store_exclusive, read_config};
 pub(crate) use parts::Parts;

@@ -13,6 +13,8 @@ use url::Url;
 
 use crate::config::secrets::Secret;
 use crate::lacework::Error;
+use crate::lacework::clock::ServerClock;
+use crate::lacework::governor::{Governor, Priority};
 use crate::lacework::http::{api_message, read_body, transport_label};
 
 /// Path of the token exchange.
@@ -34,6 +36,8 @@ pub struct TokenProvider {
     secret: Secret,
     ttl: Duration,
     current: Mutex<Option<Token>>,
+    governor: Arc<Governor>,
+    server_clock: ServerClock,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +54,8 @@ impl TokenProvider {
         key_id: String,
         secret: Secret,
         ttl: Duration,
+        governor: Arc<Governor>,
+        server_clock: ServerClock,
     ) -> TokenProvider {
         TokenProvider {
             http,
@@ -58,6 +64,8 @@ impl TokenProvider {
             secret,
             ttl,
             current: Mutex::new(None),
+            governor,
+            server_clock,
         }
     }
 
@@ -91,6 +99,8 @@ impl TokenProvider {
             "keyId": self.key_id,
             "expiryTime": self.ttl.as_secs(),
         });
+        // Everyone needs the token, so it goes at the live poll's priority.
+        self.governor.acquire(Priority::Live, TOKEN_PATH).await;
         let response = self
             .http
             .post(self.url.clone())
@@ -108,6 +118,8 @@ impl TokenProvider {
         let status = response.status().as_u16();
         crate::metrics::emit::api_request(TOKEN_PATH, response.status().as_str());
         let headers = response.headers().clone();
+        self.governor.observe(TOKEN_PATH, status, &headers);
+        self.server_clock.observe(&headers);
         let bytes = read_body(response, TOKEN_PATH).await?;
         match status {
             200 | 201 => {}
@@ -134,7 +146,10 @@ impl TokenProvider {
         let parsed: TokenResponse =
             serde_json::from_slice(&bytes).map_err(|error| Error::Decode {
                 endpoint: TOKEN_PATH.to_string(),
-                message: format!("expected {{\"token\", \"expiresAt\"}}: {error}"),
+                message: format!(
+                    "expected {{\"token\", \"expiresAt\"}}: {error}; the body begins {:?}",
+                    crate::text::excerpt(&String::from_utf8_lossy(&bytes), 120)
+                ),
             })?;
         if parsed.token.trim().is_empty() {
             return Err(Error::Decode {

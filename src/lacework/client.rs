@@ -9,9 +9,10 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use url::Url;
 
 use crate::backoff::{Backoff, server_wait, with_small_jitter};
-use crate::config::Credentials;
-use crate::config::LaceworkConfig;
+use crate::config::{Credentials, LaceworkConfig, RateBudget};
 use crate::lacework::auth::{Token, TokenProvider};
+use crate::lacework::clock::ServerClock;
+use crate::lacework::governor::{Governor, Priority};
 use crate::lacework::http::{api_message, read_body, transport_label};
 use crate::lacework::{AuditLogPage, Error};
 
@@ -31,6 +32,8 @@ pub struct ClientOptions {
     pub backoff: Backoff,
     /// Send `Org-Access: true`.
     pub org_access: bool,
+    /// The request budget of the API key in this process.
+    pub rate_limit: RateBudget,
 }
 
 impl ClientOptions {
@@ -45,6 +48,7 @@ impl ClientOptions {
                 max: config.retry_max,
             },
             org_access: config.org_access,
+            rate_limit: config.rate_limit,
         }
     }
 }
@@ -60,8 +64,10 @@ struct Inner {
     origin: Url,
     scope_headers: HeaderMap,
     tokens: TokenProvider,
+    governor: Arc<Governor>,
     max_retries: u32,
     backoff: Backoff,
+    server_clock: ServerClock,
 }
 
 impl LaceworkClient {
@@ -85,18 +91,25 @@ impl LaceworkClient {
             scope_headers.insert("Org-Access", HeaderValue::from_static("true"));
         }
         if let Some(sub_account) = &credentials.sub_account {
-            let value = HeaderValue::from_str(sub_account).map_err(|_| Error::Decode {
-                endpoint: "config".into(),
+            let value = HeaderValue::from_str(sub_account).map_err(|_| Error::Setup {
                 message: format!("sub_account {sub_account:?} cannot be sent as a header"),
             })?;
             scope_headers.insert("Account-Name", value);
         }
+        // One governor per key: every client this process builds with the key shares it.
+        let governor = Governor::for_key(
+            &format!("{}|{}", credentials.api_origin, credentials.key_id),
+            options.rate_limit,
+        );
+        let server_clock = ServerClock::default();
         let tokens = TokenProvider::new(
             http.clone(),
             &credentials.api_origin,
             credentials.key_id.clone(),
             credentials.secret.clone(),
             options.token_ttl,
+            Arc::clone(&governor),
+            server_clock.clone(),
         );
         Ok(LaceworkClient {
             inner: Arc::new(Inner {
@@ -104,10 +117,17 @@ impl LaceworkClient {
                 origin: credentials.api_origin.clone(),
                 scope_headers,
                 tokens,
+                governor,
                 max_retries: options.max_retries,
                 backoff: options.backoff,
+                server_clock,
             }),
         })
+    }
+
+    /// The API server's clock, as its answers' `Date` headers tell it.
+    pub fn server_clock(&self) -> &ServerClock {
+        &self.inner.server_clock
     }
 
     /// Obtains a token, proving the key works (used by `validate --online`).
@@ -118,8 +138,9 @@ impl LaceworkClient {
         .await
     }
 
-    /// A pager over the records created in `[start_ms, end_ms]` as the API bounds them.
-    pub fn audit_logs(&self, start_ms: i64, end_ms: i64) -> AuditLogPager {
+    /// A pager over the records created in `[start_ms, end_ms]` as the API bounds them; its
+    /// requests wait for the budget at `priority`.
+    pub fn audit_logs(&self, start_ms: i64, end_ms: i64, priority: Priority) -> AuditLogPager {
         let mut url = self
             .inner
             .origin
@@ -133,7 +154,28 @@ impl LaceworkClient {
             next: Some(url),
             seen: HashSet::new(),
             pages_read: 0,
+            resumed: false,
+            priority,
         }
+    }
+
+    /// A pager that continues a walk at a saved `nextPage` link (after a crash). The link is
+    /// checked against the origin like any other; a server that no longer knows it answers
+    /// 404, reported as `Error::PageExpired`.
+    pub fn resume_audit_logs(
+        &self,
+        next_page: &str,
+        priority: Priority,
+    ) -> Result<AuditLogPager, Error> {
+        let url = self.check_next_page(next_page)?;
+        Ok(AuditLogPager {
+            client: self.clone(),
+            seen: HashSet::from([url.to_string()]),
+            next: Some(url),
+            pages_read: 0,
+            resumed: true,
+            priority,
+        })
     }
 
     async fn with_retries<T, F, Fut>(&self, endpoint: &str, mut attempt_once: F) -> Result<T, Error>
@@ -145,6 +187,12 @@ impl LaceworkClient {
         loop {
             match attempt_once().await {
                 Ok(value) => return Ok(value),
+                // A 429 is pacing, not failure: the governor holds every request on the key
+                // until it has passed, so it neither sleeps here nor spends a retry.
+                Err(error) if error.status() == Some(429) => {
+                    crate::metrics::emit::api_retry(endpoint);
+                    tracing::debug!(endpoint, error = %error, "Rate limited; waiting for the governor.");
+                }
                 Err(error) if error.is_transient() && attempt < self.inner.max_retries => {
                     let wait = match error.retry_after() {
                         Some(wait) => with_small_jitter(wait),
@@ -168,15 +216,28 @@ impl LaceworkClient {
     }
 
     /// GETs one AuditLogs page with retries and one token refresh on 401.
-    async fn get_page(&self, url: &Url, is_first_page: bool) -> Result<AuditLogPage, Error> {
-        self.with_retries(AUDIT_LOGS_PATH, || self.get_page_once(url, is_first_page))
-            .await
+    async fn get_page(
+        &self,
+        url: &Url,
+        is_first_page: bool,
+        priority: Priority,
+    ) -> Result<AuditLogPage, Error> {
+        self.with_retries(AUDIT_LOGS_PATH, || {
+            self.get_page_once(url, is_first_page, priority)
+        })
+        .await
     }
 
-    async fn get_page_once(&self, url: &Url, is_first_page: bool) -> Result<AuditLogPage, Error> {
+    async fn get_page_once(
+        &self,
+        url: &Url,
+        is_first_page: bool,
+        priority: Priority,
+    ) -> Result<AuditLogPage, Error> {
         let mut refreshed = false;
         loop {
             let token = self.inner.tokens.get().await?;
+            self.inner.governor.acquire(priority, AUDIT_LOGS_PATH).await;
             match self.send_get(url, &token, is_first_page).await {
                 Err(Error::Auth { status: 401, .. }) if !refreshed => {
                     tracing::info!("Access token rejected (401); refreshing it once.");
@@ -213,6 +274,10 @@ impl LaceworkClient {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         crate::metrics::emit::api_request(AUDIT_LOGS_PATH, response.status().as_str());
+        self.inner
+            .governor
+            .observe(AUDIT_LOGS_PATH, status, &headers);
+        self.inner.server_clock.observe(&headers);
         if let Some(remaining) = headers
             .get("ratelimit-remaining")
             .and_then(|v| v.to_str().ok())
@@ -235,7 +300,10 @@ impl LaceworkClient {
         match status {
             200 => AuditLogPage::decode(&bytes).map_err(|message| Error::Decode {
                 endpoint: AUDIT_LOGS_PATH.to_string(),
-                message,
+                message: format!(
+                    "{message}; the body begins {:?}",
+                    crate::text::excerpt(&String::from_utf8_lossy(&bytes), 120)
+                ),
             }),
             204 => Ok(AuditLogPage::default()),
             404 if is_first_page => {
@@ -318,6 +386,9 @@ pub struct AuditLogPager {
     next: Option<Url>,
     seen: HashSet<String>,
     pages_read: usize,
+    /// Started at a saved link: a 404 on its first page means the link expired, not "empty".
+    resumed: bool,
+    priority: Priority,
 }
 
 impl AuditLogPager {
@@ -327,7 +398,11 @@ impl AuditLogPager {
         let Some(url) = self.next.clone() else {
             return Ok(None);
         };
-        let page = self.client.get_page(&url, self.pages_read == 0).await?;
+        let is_first_page = self.pages_read == 0 && !self.resumed;
+        let page = self
+            .client
+            .get_page(&url, is_first_page, self.priority)
+            .await?;
         self.pages_read += 1;
         self.next = match page.next_page.as_deref() {
             None => None,
@@ -371,6 +446,7 @@ mod tests {
                 max: Duration::from_millis(1),
             },
             org_access: false,
+            rate_limit: RateBudget::default(),
         };
         LaceworkClient::new(&credentials, &options).unwrap()
     }

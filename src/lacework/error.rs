@@ -27,7 +27,14 @@ pub enum Error {
         /// A wait the server asked for (429, 503).
         retry_after: Option<Duration>,
     },
-    /// The body was not what the API documents.
+    /// A client that cannot be built from its settings (nothing was sent).
+    #[error("{message}")]
+    Setup {
+        /// What is wrong.
+        message: String,
+    },
+    /// The body of a success answer was not what the API documents (an HTML page from a
+    /// proxy, truncated JSON): retried like a 5xx, since such answers pass.
     #[error("cannot decode the answer of {endpoint}: {message}")]
     Decode {
         /// Path of the endpoint.
@@ -75,15 +82,15 @@ pub enum Error {
 
 impl Error {
     /// Whether the same request may succeed if sent again after a wait: 429, 408, 5xx other
-    /// than 501, timeouts and connection failures.
+    /// than 501, timeouts, connection failures and success answers with a bad body.
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Status { status, .. } => {
                 matches!(status, 408 | 429) || (*status >= 500 && *status != 501)
             }
-            Error::Transport { .. } => true,
+            Error::Transport { .. } | Error::Decode { .. } => true,
             Error::Auth { .. }
-            | Error::Decode { .. }
+            | Error::Setup { .. }
             | Error::UnsafeNextPage { .. }
             | Error::PagingLoop { .. }
             | Error::PageExpired { .. } => false,
@@ -93,7 +100,18 @@ impl Error {
     /// Whether reading the window again later may succeed (the daemon keeps running);
     /// otherwise an operator must act.
     pub fn is_retryable(&self) -> bool {
-        self.is_transient() || matches!(self, Error::PageExpired { .. })
+        !self.is_fatal()
+    }
+
+    /// Whether waiting cannot heal this: the key was refused (disabled, deleted, or its
+    /// creator lost admin rights) or the API pointed the token at another host. The daemon
+    /// stops with its own exit code so the service manager does not restart it into the same
+    /// refusal.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Error::Auth { .. } | Error::UnsafeNextPage { .. } | Error::Setup { .. }
+        )
     }
 
     /// A wait the server asked for, if any.
@@ -139,7 +157,12 @@ mod tests {
             endpoint: "x".into(),
             message: String::new(),
         };
-        assert!(!auth.is_retryable());
+        assert!(!auth.is_retryable() && auth.is_fatal());
+        let bad_body = Error::Decode {
+            endpoint: "x".into(),
+            message: String::new(),
+        };
+        assert!(bad_body.is_transient(), "an HTML page answered 200 passes");
         let expired = Error::PageExpired {
             url: "u".into(),
             message: String::new(),

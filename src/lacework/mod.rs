@@ -6,9 +6,12 @@
 mod audit_logs;
 mod auth;
 mod client;
+mod clock;
 mod error;
+mod governor;
 mod http;
 
 pub use audit_logs::{AuditLog, AuditLogPage};
 pub use client::{AuditLogPager, ClientOptions, LaceworkClient};
 pub use error::Error;
+pub use governor::Priority;

@@ -52,20 +52,40 @@ pub struct IdAssigner {
 }
 
 impl IdAssigner {
+    /// An assigner that continues a window after the records whose digest keys (the first 16
+    /// bytes of each digest, in the order ids were given) are `keys`: a walk resumed at a
+    /// saved page numbers repeated content as the interrupted walk did.
+    pub fn resumed(keys: impl IntoIterator<Item = [u8; 16]>) -> IdAssigner {
+        let mut ids = IdAssigner::default();
+        for key in keys {
+            ids.count(key);
+        }
+        ids
+    }
+
     /// The id of the next record with this content digest.
     pub fn next_id(&mut self, digest: &[u8; 32]) -> RecordId {
         let key: [u8; 16] = digest[..16].try_into().expect("16 bytes");
-        let prefix = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
-        if self.seen.insert(prefix) {
+        let occurrence = self.count(key);
+        if occurrence == 0 {
             return RecordId(key);
         }
-        let occurrence = self.repeats.entry(key).or_insert(0);
-        *occurrence += 1;
         let mut hasher = Sha256::new();
         hasher.update(digest);
         hasher.update(occurrence.to_le_bytes());
         let repeated: [u8; 32] = hasher.finalize().into();
         RecordId(repeated[..16].try_into().expect("16 bytes"))
+    }
+
+    /// Counts one more record with this key; returns its occurrence number (0 for the first).
+    fn count(&mut self, key: [u8; 16]) -> u32 {
+        let prefix = u64::from_le_bytes(key[..8].try_into().expect("8 bytes"));
+        if self.seen.insert(prefix) {
+            return 0;
+        }
+        let occurrence = self.repeats.entry(key).or_insert(0);
+        *occurrence += 1;
+        *occurrence
     }
 }
 
@@ -132,5 +152,10 @@ mod tests {
         let again: Vec<RecordId> = (0..3).map(|_| second_read.next_id(&digest)).collect();
         assert_eq!(ids, again);
         assert_eq!(ids[0].to_string(), hex::encode(&digest[..16]));
+        // A walk resumed after the first occurrence numbers the rest as the first walk did.
+        let key: [u8; 16] = digest[..16].try_into().unwrap();
+        let mut resumed = IdAssigner::resumed([key]);
+        assert_eq!(resumed.next_id(&digest), ids[1]);
+        assert_eq!(resumed.next_id(&digest), ids[2]);
     }
 }

@@ -3,10 +3,12 @@
 //!
 //! Invariant: a cursor (live or replay) moves to a window's end only after every event of the
 //! window was acknowledged by every sink. Ids are recorded as batches are acknowledged, so a
-//! window read again after a crash emits only what was not delivered before.
+//! window read again after a crash emits only what was not delivered before. Every window
+//! walked has a ledger row; a failed one stays visible until it is read.
 
 mod error;
 mod reader;
+mod resweep;
 #[cfg(test)]
 mod tests;
 mod window;
@@ -17,7 +19,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::checkpoint::{CheckpointStore, Cursor, ReplayJob};
+use crate::checkpoint::{
+    CheckpointStore, Cursor, CursorMove, ReplayJob, ResumePoint, WindowKey, WindowKind,
+};
 use crate::config::PollConfig;
 use crate::lacework::LaceworkClient;
 use crate::normalize::Normalizer;
@@ -27,6 +31,7 @@ use crate::time::{format_time_ms, now_ms};
 
 pub(crate) use error::Error;
 use reader::{Outcome, Scope, WindowReader};
+use resweep::Resweep;
 use window::{Window, live_limit, next_window};
 
 /// How a replay ended.
@@ -40,6 +45,10 @@ pub(crate) enum ReplayOutcome {
 
 /// Windows never shrink below this when the API refuses long ones.
 const MIN_SPLIT_WINDOW: Duration = Duration::from_secs(60);
+
+/// A saved `nextPage` link is used only while younger than this: the API keeps links for 24
+/// hours, and a walk needs time to finish.
+const RESUME_VALIDITY: Duration = Duration::from_secs(23 * 3600);
 
 /// What a poller is built from. The caller keeps its own handles (the client and the sinks
 /// are shared) for what it does before and after a walk: the first token, closing the sinks.
@@ -59,10 +68,19 @@ pub(crate) struct PollerParts {
 /// Everything a walk needs.
 pub(crate) struct Poller {
     reader: WindowReader,
+    client: LaceworkClient,
     store: CheckpointStore,
     poll: PollConfig,
     retention: Duration,
     progress: Progress,
+}
+
+/// What to do after a window failed.
+enum Recovery {
+    /// Read it again in shorter windows.
+    Shorter(Duration),
+    /// Read it again after this wait.
+    Wait(Duration),
 }
 
 impl Poller {
@@ -70,6 +88,7 @@ impl Poller {
     pub(crate) fn new(parts: PollerParts, poll: PollConfig, retention: Duration) -> Poller {
         Poller {
             reader: WindowReader::new(&parts, poll.max_result_rows),
+            client: parts.client,
             store: parts.store,
             poll,
             retention,
@@ -77,8 +96,17 @@ impl Poller {
         }
     }
 
+    /// `now - settle` by the earlier of this host's clock and the API server's.
+    fn live_limit(&self) -> i64 {
+        live_limit(
+            self.client.server_clock().now_ms(now_ms()),
+            self.poll.settle,
+        )
+    }
+
     /// Follows the live stream: catch up from the checkpoint (or `lookback` ago) to
-    /// `now - settle`, then poll every `interval`. With `once`, returns when caught up.
+    /// `now - settle`, then poll every `interval`; between polls, re-sweep recent time on
+    /// schedule. With `once`, returns when caught up (after a re-sweep, when one is due).
     pub(crate) async fn run_live(
         &self,
         stream: &str,
@@ -93,34 +121,110 @@ impl Poller {
         let mut failures = 0u32;
         // `--once` catches up to where "now" was when it started; chasing a moving now would
         // read ever smaller windows.
-        let once_limit = once.then(|| live_limit(now_ms(), self.poll.settle));
+        let once_limit = once.then(|| self.live_limit());
         let min_window = if once {
             Duration::ZERO
         } else {
             self.poll.interval.min(self.poll.window)
         };
+        let mut resweep = Resweep::new(&self.poll);
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            let cursor = match self.store.cursor(stream).await? {
-                Some(cursor) => cursor,
+            let cursor = self.live_cursor(stream).await?;
+            let limit = once_limit.unwrap_or_else(|| self.live_limit());
+            let key = WindowKey {
+                stream: stream.to_string(),
+                kind: WindowKind::Live,
+                start_ms: cursor.position_ms,
+            };
+            let resume = self.fresh_resume_point(&key).await?;
+            let next = match resume {
+                // An interrupted walk continues its own query, to its own end.
+                Some(point) => Some((
+                    Window {
+                        start_ms: cursor.position_ms,
+                        end_ms: point.end_ms,
+                    },
+                    Window {
+                        start_ms: point.query_start_ms,
+                        end_ms: point.query_end_ms,
+                    },
+                    Some(point),
+                )),
                 None => {
-                    let start = now_ms() - self.poll.lookback.as_millis() as i64;
-                    tracing::info!(
-                        stream,
-                        start = %format_time_ms(start).unwrap_or_default(),
-                        "No checkpoint yet; starting poll.lookback ago."
-                    );
-                    Cursor {
-                        position_ms: start,
-                        origin_ms: start,
-                    }
+                    next_window(cursor.position_ms, limit, max_window, min_window).map(|window| {
+                        let query = Window {
+                            start_ms: (window.start_ms - self.poll.overlap.as_millis() as i64)
+                                .max(cursor.origin_ms),
+                            end_ms: window.end_ms,
+                        };
+                        (window, query, None)
+                    })
                 }
             };
-            let limit = once_limit.unwrap_or_else(|| live_limit(now_ms(), self.poll.settle));
-            let Some(window) = next_window(cursor.position_ms, limit, max_window, min_window)
-            else {
+            let failed = if let Some((window, query, resume)) = next {
+                // Working from here on: a first request that hangs must not look idle.
+                self.progress.touch();
+                match self
+                    .walk(&key, window, query, Scope::Live, resume, shutdown)
+                    .await
+                {
+                    Ok(Outcome::Completed(stats)) => {
+                        let moved = Cursor {
+                            position_ms: window.end_ms,
+                            origin_ms: cursor.origin_ms,
+                        };
+                        self.store
+                            .complete_window(
+                                &key,
+                                (query.start_ms, query.end_ms),
+                                stats.counts(),
+                                CursorMove::Live(moved),
+                            )
+                            .await?;
+                        self.progress.committed(window.end_ms);
+                        let pruned = self
+                            .store
+                            .prune(stream, window.end_ms - self.retention.as_millis() as i64)
+                            .await?;
+                        stats.log_committed(stream, window, pruned);
+                        failures = 0;
+                        continue;
+                    }
+                    Ok(Outcome::Cancelled) => return Ok(()),
+                    Err(error) => (error, window),
+                }
+            } else {
+                // Caught up: a due re-sweep reads one window at a time between live polls.
+                match resweep.step(self, stream, cursor, limit, shutdown).await {
+                    Ok(resweep::Step::Read) => {
+                        failures = 0;
+                        continue;
+                    }
+                    Ok(resweep::Step::Cancelled) => return Ok(()),
+                    Ok(resweep::Step::Idle) => {}
+                    Err((error, window)) => {
+                        match self.recover(
+                            stream,
+                            window,
+                            &error,
+                            once,
+                            &mut failures,
+                            &window_backoff,
+                        ) {
+                            Some(Recovery::Shorter(shorter)) => resweep.shorten(shorter),
+                            Some(Recovery::Wait(wait)) => {
+                                if sleep_or_shutdown(wait, shutdown).await {
+                                    return Ok(());
+                                }
+                            }
+                            None => return Err(error),
+                        }
+                        continue;
+                    }
+                }
                 if once {
                     tracing::info!(stream, "Caught up; exiting (--once).");
                     return Ok(());
@@ -132,54 +236,133 @@ impl Poller {
                 }
                 continue;
             };
-            let query = Window {
-                start_ms: (window.start_ms - self.poll.overlap.as_millis() as i64)
-                    .max(cursor.origin_ms),
-                end_ms: window.end_ms,
-            };
-            // Working from here on: a first request that hangs must not look idle.
-            self.progress.touch();
-            match self.reader.read(stream, query, Scope::Live, shutdown).await {
-                Ok(Outcome::Completed(stats)) => {
-                    self.store
-                        .advance(
-                            stream,
-                            Cursor {
-                                position_ms: window.end_ms,
-                                origin_ms: cursor.origin_ms,
-                            },
-                        )
-                        .await?;
-                    self.progress.committed(window.end_ms);
-                    let pruned = self
-                        .store
-                        .prune(stream, window.end_ms - self.retention.as_millis() as i64)
-                        .await?;
-                    stats.log_committed(stream, window, pruned);
-                    failures = 0;
-                }
-                Ok(Outcome::Cancelled) => return Ok(()),
-                Err(error) if error.is_bad_window() && window.len() > MIN_SPLIT_WINDOW => {
-                    max_window = shorter_window(stream, window, &error);
-                }
-                Err(error) if error.is_retryable() && !once => {
-                    crate::metrics::emit::window_failed(stream);
-                    let wait = window_backoff.delay(failures);
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(
-                        stream,
-                        error = %error,
-                        wait_secs = wait.as_secs(),
-                        consecutive_failures = failures,
-                        "Window not delivered; nothing committed, it will be read again."
-                    );
+            let (error, window) = failed;
+            match self.recover(stream, window, &error, once, &mut failures, &window_backoff) {
+                Some(Recovery::Shorter(shorter)) => max_window = shorter,
+                Some(Recovery::Wait(wait)) => {
                     if sleep_or_shutdown(wait, shutdown).await {
                         return Ok(());
                     }
                 }
-                Err(error) => return Err(error),
+                None => return Err(error),
             }
         }
+    }
+
+    /// The live cursor, or where a first run starts: where an interrupted first run began
+    /// (its ledger row, so its saved link is found again), else `lookback` ago. Nothing is
+    /// written: a checkpoint appears only once a window is delivered.
+    async fn live_cursor(&self, stream: &str) -> Result<Cursor, Error> {
+        if let Some(cursor) = self.store.cursor(stream).await? {
+            return Ok(cursor);
+        }
+        let start = match self
+            .store
+            .first_unfinished_start(stream, WindowKind::Live)
+            .await?
+        {
+            Some(start) => start,
+            None => {
+                let start = now_ms() - self.poll.lookback.as_millis() as i64;
+                tracing::info!(
+                    stream,
+                    start = %format_time_ms(start).unwrap_or_default(),
+                    "No checkpoint yet; starting poll.lookback ago."
+                );
+                start
+            }
+        };
+        Ok(Cursor {
+            position_ms: start,
+            origin_ms: start,
+        })
+    }
+
+    /// The saved link of an interrupted walk of this window, if it is still young enough.
+    async fn fresh_resume_point(&self, key: &WindowKey) -> Result<Option<ResumePoint>, Error> {
+        let Some(point) = self.store.resume_point(key).await? else {
+            return Ok(None);
+        };
+        if now_ms() - point.saved_at_ms > RESUME_VALIDITY.as_millis() as i64 {
+            tracing::info!(
+                stream = key.stream,
+                "The saved nextPage link is too old to resume from; reading the window from its start."
+            );
+            return Ok(None);
+        }
+        tracing::info!(
+            stream = key.stream,
+            window.start = %format_time_ms(key.start_ms).unwrap_or_default(),
+            pages_done = point.pages,
+            "Resuming an interrupted window at its saved nextPage link."
+        );
+        Ok(Some(point))
+    }
+
+    /// Reads one window with its ledger row: marked as being read, then failed with its
+    /// error when it fails. A saved link the server no longer knows falls back to reading the
+    /// window from its start (delivered ids keep that from emitting twice).
+    async fn walk(
+        &self,
+        key: &WindowKey,
+        window: Window,
+        query: Window,
+        scope: Scope,
+        resume: Option<ResumePoint>,
+        shutdown: &CancellationToken,
+    ) -> Result<Outcome, Error> {
+        let resuming = resume.is_some();
+        let bounds = (query.start_ms, query.end_ms);
+        self.store
+            .begin_window(key, window.end_ms, bounds, resuming)
+            .await?;
+        let mut result = self.reader.read(key, query, scope, resume, shutdown).await;
+        if resuming
+            && let Err(Error::Lacework(crate::lacework::Error::PageExpired { .. })) = &result
+        {
+            tracing::info!(
+                stream = key.stream,
+                "The server no longer knows the saved nextPage link; reading the window from its start."
+            );
+            self.store
+                .begin_window(key, window.end_ms, bounds, false)
+                .await?;
+            result = self.reader.read(key, query, scope, None, shutdown).await;
+        }
+        if let Err(error) = &result {
+            self.store.fail_window(key, error.to_string()).await?;
+        }
+        result.map_err(|error| Error::in_window(key.kind, window, error))
+    }
+
+    /// Decides what to do after `window` failed: read it shorter, wait and read it again,
+    /// or (`None`) stop with the error.
+    fn recover(
+        &self,
+        stream: &str,
+        window: Window,
+        error: &Error,
+        once: bool,
+        failures: &mut u32,
+        backoff: &Backoff,
+    ) -> Option<Recovery> {
+        if error.is_bad_window() && window.len() > MIN_SPLIT_WINDOW {
+            return Some(Recovery::Shorter(shorter_window(stream, window, error)));
+        }
+        if !error.is_retryable() || once {
+            return None;
+        }
+        crate::metrics::emit::window_failed(stream);
+        let wait = backoff.delay(*failures);
+        *failures = failures.saturating_add(1);
+        tracing::warn!(
+            stream,
+            error = %error,
+            wait_secs = wait.as_secs(),
+            consecutive_failures = *failures,
+            "Window not delivered; nothing committed, it will be read again."
+        );
+        Some(Recovery::Wait(wait))
     }
 
     /// Replays `[job.from_ms, job.to_ms)` from `job.position_ms`, saving progress after each
@@ -204,13 +387,27 @@ impl Poller {
                 start_ms: window.start_ms - 1,
                 end_ms: window.end_ms,
             };
+            let key = WindowKey {
+                stream: stream.clone(),
+                kind: WindowKind::Replay,
+                start_ms: window.start_ms,
+            };
             match self
-                .reader
-                .read(&stream, query, Scope::Replay(window), shutdown)
+                .walk(&key, window, query, Scope::Replay(window), None, shutdown)
                 .await
             {
                 Ok(Outcome::Completed(stats)) => {
-                    self.store.advance_replay(job, window.end_ms).await?;
+                    self.store
+                        .complete_window(
+                            &key,
+                            (query.start_ms, query.end_ms),
+                            stats.counts(),
+                            CursorMove::Replay {
+                                id: job.id.clone(),
+                                position_ms: window.end_ms,
+                            },
+                        )
+                        .await?;
                     stats.log_committed(&stream, window, 0);
                     position = window.end_ms;
                 }

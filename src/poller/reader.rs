@@ -8,9 +8,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::checkpoint::CheckpointStore;
+use crate::checkpoint::{CheckpointStore, Delivered, PageDone, ResumePoint, WindowKey};
 use crate::event::{LifecycleEvent, RecordId};
-use crate::lacework::{AuditLogPage, AuditLogPager, LaceworkClient};
+use crate::lacework::{AuditLogPage, AuditLogPager, LaceworkClient, Priority};
 use crate::normalize::{IdAssigner, NormalizedPage, Normalizer};
 use crate::poller::window::Window;
 use crate::poller::{Error, PollerParts};
@@ -24,14 +24,46 @@ pub(crate) enum Scope {
     /// The live stream: query ranges overlap, so ids are recorded per acknowledged batch and
     /// records delivered before are dropped.
     Live,
+    /// A re-read of recent time for records that became visible late: like the live stream,
+    /// only ids never delivered are emitted, and every one emitted is late.
+    Resweep,
     /// A replay window: only records inside it are kept, so each record belongs to exactly one
     /// window and no ids need recording; an interrupted window is replayed whole on resume.
     Replay(Window),
 }
 
-/// Events are delivered in batches of at most this many, sorted by time within a batch. A
-/// window with fewer events is delivered as one batch, in time order.
+impl Scope {
+    /// Whether delivered ids are recorded and records delivered before dropped.
+    pub(crate) fn records_ids(self) -> bool {
+        !matches!(self, Scope::Replay(_))
+    }
+
+    /// Its place in the request budget's line.
+    fn priority(self) -> Priority {
+        match self {
+            Scope::Live => Priority::Live,
+            Scope::Resweep => Priority::Resweep,
+            Scope::Replay(_) => Priority::Replay,
+        }
+    }
+
+    fn found_by(self) -> &'static str {
+        match self {
+            Scope::Resweep => "resweep",
+            _ => "overlap",
+        }
+    }
+}
+
+/// A batch ends at the first page end at or past this many events, or after
+/// `PAGES_PER_BATCH` pages, and is sorted by time. A window with fewer events and pages is
+/// delivered as one batch, in time order. Batches end only at page ends, so each one's last
+/// `nextPage` link is a point a crashed walk resumes from.
 pub(crate) const MAX_BATCH_EVENTS: usize = 5_000;
+
+/// Pages after which a batch ends even when it holds few events: a crashed walk of a long
+/// window re-reads at most this many pages (40,000 records at Lacework's page size).
+const PAGES_PER_BATCH: i64 = 8;
 
 /// Starts a task that walks `pager` and hands over pages through a one-slot channel. The
 /// channel closes after the last page or the first error; dropping the returned handle
@@ -65,13 +97,13 @@ fn spawn_normalizer(
     mut pages: mpsc::Receiver<Result<AuditLogPage, crate::lacework::Error>>,
     normalizer: Arc<Normalizer>,
     keep: Option<Range<i64>>,
+    mut ids: IdAssigner,
 ) -> (
     mpsc::Receiver<Result<NormalizedPage, crate::lacework::Error>>,
     AbortOnDropHandle<()>,
 ) {
     let (page_tx, page_rx) = mpsc::channel(1);
     let task = tokio::spawn(async move {
-        let mut ids = IdAssigner::default();
         while let Some(page) = pages.recv().await {
             let page = page.map(|page| normalizer.normalize_page(&page, keep.as_ref(), &mut ids));
             if page_tx.send(page).await.is_err() {
@@ -95,11 +127,24 @@ pub(crate) struct WindowStats {
     pub n_duplicates: usize,
     /// Records outside a replay window (the API's bounds are inclusive).
     pub n_outside: usize,
+    /// Events delivered whose time the cursor had already passed when they were first seen
+    /// (caught by the overlap or a re-sweep).
+    pub n_late: usize,
     /// Time spent reading and delivering the window.
     pub elapsed: std::time::Duration,
 }
 
 impl WindowStats {
+    /// The counts the ledger keeps.
+    pub(crate) fn counts(&self) -> crate::checkpoint::WindowCounts {
+        crate::checkpoint::WindowCounts {
+            pages: self.pages as i64,
+            records: self.n_records as i64,
+            events: self.n_events as i64,
+            late: self.n_late as i64,
+        }
+    }
+
     /// Logs and records the metrics of a committed window.
     pub(crate) fn log_committed(&self, stream: &str, window: Window, n_pruned: usize) {
         crate::metrics::emit::window_committed(
@@ -118,6 +163,7 @@ impl WindowStats {
             n_records = self.n_records,
             n_events = self.n_events,
             n_duplicates = self.n_duplicates,
+            n_late = self.n_late,
             n_pruned,
             "Window delivered and committed."
         );
@@ -155,34 +201,61 @@ impl WindowReader {
         }
     }
 
-    /// Reads the records of `query`, keeping only those inside `keep` when given, and
-    /// delivers those not delivered on `stream` before.
+    /// Reads the records of `query` (from `resume`'s saved page when given), keeping only
+    /// those inside a replay window, and delivers those not delivered on the stream before.
+    /// Records the cursor had passed (before `key.start_ms`) count as late.
     pub(crate) async fn read(
         &self,
-        stream: &str,
+        key: &WindowKey,
         query: Window,
         scope: Scope,
+        resume: Option<ResumePoint>,
         shutdown: &CancellationToken,
     ) -> Result<Outcome, Error> {
+        let stream = key.stream.as_str();
         let keep = match scope {
-            Scope::Live => None,
             Scope::Replay(window) => Some(window.start_ms..window.end_ms),
+            Scope::Live | Scope::Resweep => None,
         };
-        let delivered_before = match scope {
-            Scope::Live => self.store.delivered_since(stream, query.start_ms).await?,
-            Scope::Replay(_) => HashSet::new(),
+        let late_before = match scope {
+            Scope::Live => Some(key.start_ms),
+            Scope::Resweep => Some(i64::MAX),
+            Scope::Replay(_) => None,
+        };
+        let delivered_before = if scope.records_ids() {
+            self.store.delivered_since(stream, query.start_ms).await?
+        } else {
+            HashSet::new()
         };
         let started = std::time::Instant::now();
         let mut stats = WindowStats::default();
+        let (pager, ids) = match resume {
+            Some(point) => {
+                stats.pages = point.pages as usize;
+                stats.n_records = point.records as usize;
+                stats.n_events = point.events as usize;
+                (
+                    self.client
+                        .resume_audit_logs(&point.next_page, scope.priority())?,
+                    IdAssigner::resumed(point.keys),
+                )
+            }
+            None => (
+                self.client
+                    .audit_logs(query.start_ms, query.end_ms, scope.priority()),
+                IdAssigner::default(),
+            ),
+        };
         let mut batch: Vec<LifecycleEvent> = Vec::new();
+        // What the pages read since the last batch add to the ledger's row when it ends.
+        let mut pending = PageDone::new(key);
         // Three stages, each its own task, joined by one-slot channels: fetching (HTTP and the
         // page envelope), normalizing (parse, classify, hash), and here, deduplicating and
         // delivering. Throughput is the slowest stage's, not their sum, and at most a few
         // pages are in memory however long the window. Dropping the handles stops the stages.
-        let (pages, _fetcher) =
-            spawn_page_fetcher(self.client.audit_logs(query.start_ms, query.end_ms));
+        let (pages, _fetcher) = spawn_page_fetcher(pager);
         let (mut normalized, _normalizer) =
-            spawn_normalizer(pages, Arc::clone(&self.normalizer), keep);
+            spawn_normalizer(pages, Arc::clone(&self.normalizer), keep, ids);
         loop {
             let page = tokio::select! {
                 () = shutdown.cancelled() => return Ok(Outcome::Cancelled),
@@ -213,18 +286,48 @@ impl WindowReader {
                     tracing::warn!(id = %event.id, "Record has no understandable createdTime; emitting it with time null.");
                 }
                 batch.push(event);
-                if batch.len() >= MAX_BATCH_EVENTS
-                    && self
-                        .flush(stream, scope, &mut batch, &mut stats, shutdown)
-                        .await?
-                        == Delivery::Cancelled
-                {
-                    return Ok(Outcome::Cancelled);
-                }
+            }
+            pending.pages += 1;
+            pending.keys.extend(page.keys);
+            pending.records += page.n_records as i64;
+            let Some(next_page) = page.next_page else {
+                continue;
+            };
+            if batch.len() < MAX_BATCH_EVENTS && pending.pages < PAGES_PER_BATCH {
+                continue;
+            }
+            // The batch ends here, and the page's link is saved with its ids: a walk
+            // interrupted later resumes there instead of at the window's start.
+            pending.next_page = next_page;
+            pending.events = batch.len() as i64;
+            let done = std::mem::replace(&mut pending, PageDone::new(key));
+            let done = scope.records_ids().then_some(done);
+            if self
+                .flush(
+                    stream,
+                    scope,
+                    late_before,
+                    &mut batch,
+                    done,
+                    &mut stats,
+                    shutdown,
+                )
+                .await?
+                == Delivery::Cancelled
+            {
+                return Ok(Outcome::Cancelled);
             }
         }
         if self
-            .flush(stream, scope, &mut batch, &mut stats, shutdown)
+            .flush(
+                stream,
+                scope,
+                late_before,
+                &mut batch,
+                None,
+                &mut stats,
+                shutdown,
+            )
             .await?
             == Delivery::Cancelled
         {
@@ -243,7 +346,7 @@ impl WindowReader {
         Ok(Outcome::Completed(stats))
     }
 
-    /// Whether the event's id was delivered on the live stream before.
+    /// Whether the event's id was delivered on the stream before.
     async fn seen_before(
         &self,
         stream: &str,
@@ -252,7 +355,7 @@ impl WindowReader {
         scope: Scope,
         delivered_before: &HashSet<RecordId>,
     ) -> Result<bool, Error> {
-        if scope != Scope::Live {
+        if !scope.records_ids() {
             return Ok(false);
         }
         if delivered_before.contains(&event.id) {
@@ -268,27 +371,45 @@ impl WindowReader {
         Ok(false)
     }
 
-    /// Delivers the batch to every sink and records its ids.
+    /// Delivers the batch to every sink and records its ids, with `page` (the link to resume
+    /// from) in the same transaction.
+    #[expect(clippy::too_many_arguments, reason = "one call site per flush point")]
     async fn flush(
         &self,
         stream: &str,
         scope: Scope,
+        late_before: Option<i64>,
         batch: &mut Vec<LifecycleEvent>,
+        page: Option<PageDone>,
         stats: &mut WindowStats,
         shutdown: &CancellationToken,
     ) -> Result<Delivery, Error> {
-        if batch.is_empty() {
+        if batch.is_empty() && page.is_none() {
             return Ok(Delivery::Delivered);
         }
         batch.sort_by_key(|event| event.time);
-        if self.sinks.deliver_all(batch, shutdown).await? == Delivery::Cancelled {
+        if !batch.is_empty()
+            && self.sinks.deliver_all(batch, shutdown).await? == Delivery::Cancelled
+        {
             return Ok(Delivery::Cancelled);
         }
         stats.n_events += batch.len();
-        if scope == Scope::Live {
-            let delivered: Vec<(RecordId, Option<i64>)> =
-                batch.iter().map(|e| (e.id, e.time)).collect();
-            self.store.record_delivered(stream, delivered).await?;
+        if let Some(late_before) = late_before {
+            let now = now_ms();
+            let delays: Vec<f64> = batch
+                .iter()
+                .filter_map(|event| event.time)
+                .filter(|time| *time < late_before)
+                .map(|time| (now - time).max(0) as f64 / 1000.0)
+                .collect();
+            if !delays.is_empty() {
+                stats.n_late += delays.len();
+                crate::metrics::emit::late_records(stream, scope.found_by(), &delays);
+            }
+        }
+        if scope.records_ids() {
+            let delivered: Vec<Delivered> = batch.iter().map(|e| (e.id, e.time)).collect();
+            self.store.record_delivered(stream, delivered, page).await?;
         }
         batch.clear();
         self.progress.touch();

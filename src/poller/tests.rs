@@ -90,6 +90,7 @@ impl Harness {
                 max: Duration::from_millis(50),
             },
             org_access: true,
+            rate_limit: crate::config::RateBudget::default(),
         };
         let poll = PollConfig {
             interval: Duration::from_secs(1),
@@ -195,27 +196,56 @@ async fn a_failing_sink_holds_the_cursor_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_before_the_commit_rereads_only_what_was_not_acknowledged() {
-    // 40,000 records, about 12,000 lifecycle events in one window: three batches of at most
-    // MAX_BATCH_EVENTS. The sink takes the first, then fails fatally: the walk stops before
-    // the window's cursor is committed, as a crash would.
+    // 42,000 records, about 14,000 lifecycle events in one window of 9 pages: a batch ends
+    // at the first page end past MAX_BATCH_EVENTS, with that page's nextPage link saved. The
+    // sink takes the first batch, then fails fatally: the walk stops before the window's
+    // cursor is committed, as a crash would.
     let harness = Harness::new(40_000).await;
+    // 2,000 identical records, shuffled across every page: ids number repeats in the order
+    // they are seen, so the resumed walk must continue the first walk's numbering.
+    let twin = fake_lacework::FakeRecord::lifecycle(
+        "USER_CREATED",
+        "ACME",
+        "admin@acme.com",
+        Some("twin@acme.com"),
+        chrono::DateTime::from_timestamp_millis(harness.history_end_ms - 3_600_000).unwrap(),
+    );
+    for _ in 0..2_000 {
+        harness.fake.insert(twin.clone());
+    }
     let dying = FailingSink::new("dying", Failure::Fatal, 1, usize::MAX);
     let error = harness
         .run_once(vec![Box::new(dying.clone())])
         .await
         .expect_err("a fatal sink error stops the walk");
     assert!(!error.is_retryable(), "{error}");
-    assert_eq!(harness.cursor().await, None);
+    assert_eq!(harness.cursor().await, None, "nothing committed");
     let first = dying.accepted().ids();
-    assert_eq!(first.len(), reader::MAX_BATCH_EVENTS);
+    assert!(
+        first.len() >= reader::MAX_BATCH_EVENTS,
+        "whole pages' events: {}",
+        first.len()
+    );
 
-    // Restarted with a sink that works: the window is read again from its start, and what
-    // was acknowledged before is dropped by its recorded id.
+    // Restarted with a sink that works: the walk resumes at the saved nextPage link after the
+    // pages that were acknowledged, not at the window's first page.
+    harness.fake.clear_requests();
     let restarted = MemorySink::new("dying");
     harness
         .run_once(vec![Box::new(restarted.clone())])
         .await
         .expect("the walk succeeds");
+    let audit_requests: Vec<String> = harness
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/v2/AuditLogs"))
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        audit_requests[0].starts_with("/api/v2/AuditLogs/"),
+        "resumed at page 2: {audit_requests:?}"
+    );
     let second = restarted.ids();
     let before: HashSet<&RecordId> = first.iter().collect();
     let overlap = second.iter().filter(|id| before.contains(id)).count();
@@ -223,4 +253,55 @@ async fn a_crash_before_the_commit_rereads_only_what_was_not_acknowledged() {
     let all: Vec<RecordId> = first.into_iter().chain(second).collect();
     harness.assert_every_event_once(&all);
     assert!(harness.cursor().await.unwrap() >= harness.history_end_ms);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_link_the_server_no_longer_knows_falls_back_to_the_window_start() {
+    let harness = Harness::new(20_000).await;
+    // An interrupted first walk left a link the server does not know (its snapshot expired).
+    let cursor = now_ms() - 25 * 3_600_000;
+    let key = WindowKey {
+        stream: STREAM.to_string(),
+        kind: WindowKind::Live,
+        start_ms: cursor,
+    };
+    harness
+        .store
+        .begin_window(
+            &key,
+            harness.history_end_ms + 1,
+            (cursor, harness.history_end_ms + 1),
+            false,
+        )
+        .await
+        .unwrap();
+    let mut expired = crate::checkpoint::PageDone::new(&key);
+    expired.next_page = format!("{}/api/v2/AuditLogs/expired==", harness.fake.base_url());
+    expired.pages = 1;
+    harness
+        .store
+        .record_delivered(STREAM, Vec::new(), Some(expired))
+        .await
+        .unwrap();
+    let sink = MemorySink::new("sink");
+    harness
+        .run_once(vec![Box::new(sink.clone())])
+        .await
+        .expect("the walk falls back and succeeds");
+    let paths: Vec<String> = harness
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/v2/AuditLogs"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        paths[0], "/api/v2/AuditLogs/expired==",
+        "the saved link is tried first"
+    );
+    assert_eq!(
+        paths[1], "/api/v2/AuditLogs",
+        "then the window from its start"
+    );
+    harness.assert_every_event_once(&sink.ids());
 }

@@ -69,8 +69,9 @@ async fn foreign_next_page_is_refused_without_contacting_it() {
         .expect_code(0);
     fake.set_foreign_next_page(Some(foreign.base_url()));
 
+    // 3: an API answer restarting cannot heal.
     let run = exporter.run(&["run", "--once"]).await;
-    run.expect_code(1);
+    run.expect_code(3);
     assert!(
         run.stderr
             .contains(&format!("{}/api/v2/AuditLogs/", foreign.base_url())),

@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod faults;
 mod kafka;
+mod never_miss;
 mod replay;
 mod run;
 mod security;

@@ -258,7 +258,8 @@ async fn the_secret_never_appears_in_any_output() {
     let run = exporter
         .run(&["--log-level", "trace", "run", "--once"])
         .await;
-    run.expect_code(1);
+    // 3: a refusal restarting cannot heal (the unit's RestartPreventExitStatus=).
+    run.expect_code(3);
     assert!(run.stderr.contains("401"), "the refusal is reported: {run}");
     assert_not_leaked(
         &[wrong.clone(), secret.clone()],
@@ -270,7 +271,7 @@ async fn the_secret_never_appears_in_any_output() {
         .spawn(&["run"])
         .wait(std::time::Duration::from_secs(15))
         .await;
-    daemon.expect_code(1);
+    daemon.expect_code(3);
     assert_not_leaked(&[wrong, secret], &daemon, "run (wrong secret)");
 }
 

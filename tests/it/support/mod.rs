@@ -135,6 +135,10 @@ pub struct Cfg {
     pub sinks: &'static str,
     /// The secret written to the secret file; `None` means the fake's own (the right one).
     pub secret: Option<String>,
+    /// More `[lacework]` lines, verbatim (e.g. `rate_limit = "16/4s"`).
+    pub extra_lacework: &'static str,
+    /// More `[poll]` lines, verbatim (e.g. `resweep = "2h"`).
+    pub extra_poll: &'static str,
 }
 
 impl Default for Cfg {
@@ -155,6 +159,8 @@ impl Default for Cfg {
             include: "lifecycle",
             sinks: "[[sinks]]\ntype = \"stdout\"\n",
             secret: None,
+            extra_lacework: "",
+            extra_poll: "",
         }
     }
 }
@@ -180,13 +186,15 @@ impl Cfg {
             "retry_initial = \"{}\"\nretry_max = \"{}\"\nmax_retries = {}\nrequest_timeout = \"{}\"\n",
             self.retry_initial, self.retry_max, self.max_retries, self.request_timeout
         ));
+        lacework.push_str(self.extra_lacework);
         format!(
-            "{lacework}\n[poll]\ninterval = \"{}\"\nwindow = \"{}\"\nsettle = \"{}\"\nlookback = \"{}\"\noverlap = \"{}\"\n\n[state]\npath = \"{state_path}\"\n\n[events]\ninclude = \"{}\"\n\n{}",
+            "{lacework}\n[poll]\ninterval = \"{}\"\nwindow = \"{}\"\nsettle = \"{}\"\nlookback = \"{}\"\noverlap = \"{}\"\n{}\n[state]\npath = \"{state_path}\"\n\n[events]\ninclude = \"{}\"\n\n{}",
             self.interval,
             self.window,
             self.settle,
             self.lookback,
             self.overlap,
+            self.extra_poll,
             self.include,
             self.sinks
         )
@@ -284,6 +292,14 @@ pub fn live_entry(state: &Value) -> Option<&Value> {
         .unwrap_or_else(|| panic!("state show --json has no streams array: {state}"))
         .iter()
         .find(|s| s["stream"] == live)
+}
+
+/// Whether `state show --json` shows no live checkpoint and no remembered ids (the ledger may
+/// list the window that was being read).
+pub fn nothing_committed(state: &Value) -> bool {
+    live_entry(state).is_none_or(|entry| {
+        entry["checkpoint"].is_null() && entry["remembered_ids"].as_u64() == Some(0)
+    })
 }
 
 /// The live checkpoint in `state show --json`, if any.
@@ -397,6 +413,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Stops (or resumes) reading stdout: the exporter's writes block once the pipe is full.
     pub fn pause_stdout(&self, paused: bool) {
         self.stdout_paused.store(paused, Ordering::SeqCst);
