@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -35,18 +35,23 @@ impl Run {
     }
 }
 
-/// Writes the configuration for one sink (`sink_toml` is its `[[sinks]]` table) in `dir`.
-fn write_config(dir: &Path, fake: &Fake, sink_toml: &str) -> Result<std::path::PathBuf> {
+/// Writes the API key secret to `dir/secret` (mode 0600, as the exporter wants it) and
+/// returns that path.
+pub fn write_secret(dir: &Path, secret: &str) -> Result<PathBuf> {
     let secret_path = dir.join("secret");
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&secret_path)?;
-        std::io::Write::write_all(&mut f, fake.secret.as_bytes())?;
-    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&secret_path)?;
+    std::io::Write::write_all(&mut f, secret.as_bytes())?;
+    Ok(secret_path)
+}
+
+/// Writes the configuration for one sink (`sink_toml` is its `[[sinks]]` table) in `dir`.
+fn write_config(dir: &Path, fake: &Fake, sink_toml: &str) -> Result<PathBuf> {
+    let secret_path = write_secret(dir, &fake.secret)?;
     let toml_str = |s: &str| Value::from(s).to_string();
     let config = format!(
         "[lacework]\n\

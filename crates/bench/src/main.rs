@@ -1,6 +1,9 @@
 //! `lae-bench`: the exporter's throughput and footprint per sink against the fake Lacework API,
 //! next to comparison rows (curl, a minimal Rust loop, Python requests) fetching the same pages.
 //!
+//! `lae-bench requests` (`requests.rs`) instead counts the API requests one live stream makes
+//! per hour at the default settings, in scaled time, against Lacework's 480 an hour.
+//!
 //! Builds nothing: `./scripts/bench.sh` runs `cargo build --release --workspace` first. See
 //! README.md, "Performance".
 
@@ -10,6 +13,7 @@ mod fake;
 mod kafka;
 mod measure;
 mod report;
+mod requests;
 mod webhook;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +28,8 @@ use report::{Row, group};
 const USAGE: &str = "usage: lae-bench [--records N] [--days D] [--sinks stdout,kafka,webhook] \
 [--skip-baselines] [--bin-dir DIR]
        lae-bench minimal-loop --base-url URL --key-id ID --secret S --from-ms A --to-ms B \
---window-ms W --out FILE";
+--window-ms W --out FILE
+       lae-bench requests [--scale S] [--hours H] [--per-minute N] [--bin-dir DIR]";
 
 /// The workspace root (this crate is `crates/bench`).
 fn root() -> PathBuf {
@@ -86,7 +91,16 @@ fn parse_args(args: &[String]) -> Result<Options> {
 
 /// `target/release`: next to this binary when built there, else under the workspace root.
 fn bin_dir(o: &Options) -> Result<PathBuf> {
-    let candidates = o.bin_dir.clone().into_iter().chain(
+    find_bins(
+        o.bin_dir.as_deref(),
+        &["fake-lacework", "lacework-audit-exporter"],
+    )
+}
+
+/// The first of `explicit`, this binary's directory and `target/release` that holds every one
+/// of `names`.
+fn find_bins(explicit: Option<&Path>, names: &[&str]) -> Result<PathBuf> {
+    let candidates = explicit.map(Path::to_path_buf).into_iter().chain(
         std::env::current_exe()
             .ok()
             .and_then(|e| e.parent().map(Path::to_path_buf)),
@@ -95,13 +109,14 @@ fn bin_dir(o: &Options) -> Result<PathBuf> {
         .chain(std::iter::once(root().join("target/release")))
         .collect();
     for dir in &candidates {
-        if dir.join("fake-lacework").is_file() && dir.join("lacework-audit-exporter").is_file() {
+        if names.iter().all(|name| dir.join(name).is_file()) {
             return Ok(dir.clone());
         }
     }
     bail!(
-        "target/release/{{fake-lacework,lacework-audit-exporter}} not found (looked in {}): \
-         run `cargo build --release --workspace` or ./scripts/bench.sh",
+        "target/release/{{{}}} not found (looked in {}): run `cargo build --release \
+         --workspace` or ./scripts/bench.sh",
+        names.join(","),
         candidates
             .iter()
             .map(|d| d.display().to_string())
@@ -132,6 +147,17 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("minimal-loop") {
         baselines::minimal_loop_main(&args[1..])
+    } else if args.first().map(String::as_str) == Some("requests") {
+        match requests::parse_args(&args[1..]) {
+            Ok(o) => requests::bench(&o),
+            Err(e) => {
+                if !e.to_string().is_empty() {
+                    eprintln!("error: {e}");
+                }
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
     } else {
         match parse_args(&args) {
             Ok(o) => bench(&o),

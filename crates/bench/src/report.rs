@@ -61,7 +61,14 @@ pub fn table(rows: &[Row], minimal: Option<f64>, python: Option<f64>) -> String 
             ratio(rate, python),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
+    markdown(&cells)
+}
+
+/// Renders rows of cells as a Markdown table: the first row is the header, the first column
+/// is left-aligned and the others right-aligned.
+pub fn markdown(cells: &[Vec<String>]) -> String {
+    let n_columns = cells.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..n_columns)
         .map(|c| {
             cells
                 .iter()
