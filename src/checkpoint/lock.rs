@@ -33,12 +33,7 @@ impl StateLock {
             path: path.clone(),
             source,
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| Error::CreateDir {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
+        crate::checkpoint::sqlite::create_parent_dir(&path)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

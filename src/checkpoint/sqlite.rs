@@ -63,17 +63,23 @@ pub fn open(path: &Path) -> Result<Connection, Error> {
     }
 }
 
+/// Creates the directory `path` lives in, if it has one.
+pub fn create_parent_dir(path: &Path) -> Result<(), Error> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => std::fs::create_dir_all(parent).map_err(|source| Error::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn open_once(path: &Path) -> Result<Connection, Error> {
     let sqlite_error = |source| Error::Sqlite {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| Error::CreateDir {
-            path: parent.to_path_buf(),
-            source,
-        })?;
-    }
+    create_parent_dir(path)?;
     let mut connection = Connection::open(path).map_err(sqlite_error)?;
     connection
         .busy_timeout(std::time::Duration::from_secs(10))

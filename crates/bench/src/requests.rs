@@ -249,7 +249,8 @@ fn classify(method: &str, path: &str, query: Option<&str>, now_ms: i64, reach: R
         return Kind::Other;
     }
     if path == AUDIT_LOGS_PATH {
-        let Some(start_ms) = query_param(query, "startTime").and_then(|s| parse_query_time(&s))
+        let Some(start_ms) =
+            fake_lacework::query_value(query, "startTime").and_then(|s| parse_query_time(&s))
         else {
             return Kind::Other;
         };
@@ -263,38 +264,6 @@ fn classify(method: &str, path: &str, query: Option<&str>, now_ms: i64, reach: R
         Some(rest) if rest.len() > 1 && rest.starts_with('/') => Kind::NextPage,
         _ => Kind::Other,
     }
-}
-
-/// The first `name=` of a raw query string, percent-decoded.
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then(|| percent_decode(value)).flatten()
-    })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// One request as the bench saw it appear in the fake's log.

@@ -40,6 +40,7 @@ pub use faults::{BadBody, Fault};
 pub use generator::{GenerateSpec, SplitMix64};
 pub use ratelimit::RateLimit;
 pub use record::{FakeRecord, LIFECYCLE_KINDS, OTHER_ACTIONS};
+pub use server::query_value;
 pub use timefmt::{format_millis, format_seconds, parse_query_time};
 
 use auth::Tokens;

@@ -180,6 +180,12 @@ struct Param {
     value: Option<String>,
 }
 
+/// The first `name=` of a raw query string, percent-decoded (for clients of the fake that read
+/// its request log).
+pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    query_param(query, name)?.value
+}
+
 /// Finds the first `name=` in a raw query; `value` is `None` when it does not decode.
 fn query_param(query: Option<&str>, name: &str) -> Option<Param> {
     query?.split('&').find_map(|pair| {
