@@ -374,3 +374,52 @@ async fn refused_credentials_exit_with_code_3() {
         "the shipped unit does not restart into the refusal"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_end_by_the_api_servers_clock_when_this_host_runs_ahead() {
+    let fake = start_fake(100).await;
+    let now = now_ms();
+    generate(&fake, 17, 400, now - 2 * HOUR, now - 10 * SEC);
+    let history = fake.expected_lifecycle(now - 3 * HOUR, now, None);
+    // The server's clock is 20 minutes behind this host's.
+    fake.set_date_offset_ms(-20 * MIN);
+    let exporter = Exporter::new(
+        &fake,
+        &Cfg {
+            lookback: "3h",
+            ..Cfg::default()
+        },
+    );
+    let behind = exporter.run(&["run", "--once"]).await;
+    behind.expect_code(0);
+    assert!(
+        behind
+            .stderr
+            .contains("clock differs from the Lacework API"),
+        "the skew is logged: {behind}"
+    );
+    let checkpoint = exporter.live_checkpoint().await.expect("a checkpoint");
+    assert!(
+        checkpoint <= now - 20 * MIN,
+        "the checkpoint {} passed the server's now",
+        rfc3339(checkpoint)
+    );
+    let early: Vec<_> = history
+        .iter()
+        .filter(|r| r.created_ms < checkpoint)
+        .cloned()
+        .collect();
+    assert!(
+        early.len() < history.len(),
+        "some records lie after the server's now"
+    );
+    assert_exactly_once(&behind.events(), &early, "up to the server's now");
+
+    // The clocks agree again: the rest arrives, nothing twice.
+    fake.set_date_offset_ms(0);
+    let agreed = exporter.run(&["run", "--once"]).await;
+    agreed.expect_code(0);
+    let mut all = behind.events();
+    all.extend(agreed.events());
+    assert_exactly_once(&all, &history, "both runs");
+}

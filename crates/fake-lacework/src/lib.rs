@@ -152,6 +152,7 @@ pub(crate) struct Inner {
     empty_variant: Mutex<EmptyVariant>,
     foreign_origin: Mutex<Option<String>>,
     repeat_next_page: AtomicBool,
+    date_offset_ms: std::sync::atomic::AtomicI64,
     requests: Mutex<Vec<RequestLog>>,
     token_requests: AtomicUsize,
     rate: RateLimiter,
@@ -223,6 +224,7 @@ impl FakeLacework {
             empty_variant: Mutex::new(EmptyVariant::default()),
             foreign_origin: Mutex::new(None),
             repeat_next_page: AtomicBool::new(false),
+            date_offset_ms: std::sync::atomic::AtomicI64::new(0),
             requests: Mutex::new(Vec::new()),
             token_requests: AtomicUsize::new(0),
             rate: RateLimiter::new(),
@@ -393,6 +395,13 @@ impl FakeLacework {
     /// When on, every nextPage URL of a result is the same (page 2's), a server loop bug.
     pub fn set_repeat_next_page(&self, on: bool) {
         self.inner.repeat_next_page.store(on, Ordering::SeqCst);
+    }
+
+    /// Shifts the server's clock as its `Date` header tells it by `offset_ms` (negative: the
+    /// server is behind, as when the client's clock runs ahead). Record visibility keeps the
+    /// real clock.
+    pub fn set_date_offset_ms(&self, offset_ms: i64) {
+        self.inner.date_offset_ms.store(offset_ms, Ordering::SeqCst);
     }
 
     /// Changes the maximum query window at runtime.

@@ -86,6 +86,16 @@ async fn observe(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> R
         faults::rate_limit_exceeded()
     };
     let h = resp.headers_mut();
+    let offset = inner
+        .date_offset_ms
+        .load(std::sync::atomic::Ordering::SeqCst);
+    if offset != 0
+        && let Some(date) = chrono::DateTime::from_timestamp_millis(now_ms() + offset)
+        && let Ok(value) =
+            HeaderValue::from_str(&date.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+    {
+        h.insert(header::DATE, value);
+    }
     // A rate-limit fault sets its own remaining and reset; keep them.
     h.entry("ratelimit-limit")
         .or_insert(HeaderValue::from(verdict.limit));
