@@ -32,6 +32,16 @@ use crate::time::{format_time_ms, now_ms};
 pub(crate) use error::Error;
 use reader::{Outcome, Scope, WindowReader};
 use resweep::Resweep;
+
+/// What one step of the live walk did.
+enum Step {
+    /// A window was read and committed; there may be more.
+    Read,
+    /// Nothing to read now.
+    Idle,
+    /// Shutdown came first.
+    Cancelled,
+}
 use window::{Window, live_limit, next_window};
 
 /// How a replay ended.
@@ -164,89 +174,90 @@ impl Poller {
                     })
                 }
             };
-            let failed = if let Some((window, query, resume)) = next {
-                // Working from here on: a first request that hangs must not look idle.
-                self.progress.touch();
-                match self
-                    .walk(&key, window, query, Scope::Live, resume, shutdown)
+            // Caught up, a due re-sweep reads one window at a time between live polls.
+            let stepped = match next {
+                Some((window, query, resume)) => self
+                    .live_window(&key, cursor, window, query, resume, shutdown)
                     .await
-                {
-                    Ok(Outcome::Completed(stats)) => {
-                        let moved = Cursor {
-                            position_ms: window.end_ms,
-                            origin_ms: cursor.origin_ms,
-                        };
-                        self.store
-                            .complete_window(
-                                &key,
-                                (query.start_ms, query.end_ms),
-                                stats.counts(),
-                                CursorMove::Live(moved),
-                            )
-                            .await?;
-                        self.progress.committed(window.end_ms);
-                        let pruned = self
-                            .store
-                            .prune(stream, window.end_ms - self.retention.as_millis() as i64)
-                            .await?;
-                        stats.log_committed(stream, window, pruned);
-                        failures = 0;
-                        continue;
-                    }
-                    Ok(Outcome::Cancelled) => return Ok(()),
-                    Err(error) => (error, window),
-                }
-            } else {
-                // Caught up: a due re-sweep reads one window at a time between live polls.
-                match resweep.step(self, stream, cursor, limit, shutdown).await {
-                    Ok(resweep::Step::Read) => {
-                        failures = 0;
-                        continue;
-                    }
-                    Ok(resweep::Step::Cancelled) => return Ok(()),
-                    Ok(resweep::Step::Idle) => {}
-                    Err((error, window)) => {
-                        match self.recover(
-                            stream,
-                            window,
-                            &error,
-                            once,
-                            &mut failures,
-                            &window_backoff,
-                        ) {
-                            Some(Recovery::Shorter(shorter)) => resweep.shorten(shorter),
-                            Some(Recovery::Wait(wait)) => {
-                                if sleep_or_shutdown(wait, shutdown).await {
-                                    return Ok(());
-                                }
-                            }
-                            None => return Err(error),
-                        }
-                        continue;
-                    }
-                }
-                if once {
-                    tracing::info!(stream, "Caught up; exiting (--once).");
-                    return Ok(());
-                }
-                tracing::debug!(stream, "Caught up; waiting for the next poll.");
-                self.progress.idle();
-                if sleep_or_shutdown(self.poll.interval, shutdown).await {
-                    return Ok(());
-                }
-                continue;
+                    .map_err(|error| (error, window, true)),
+                None => resweep
+                    .step(self, stream, cursor, limit, shutdown)
+                    .await
+                    .map_err(|(error, window)| (error, window, false)),
             };
-            let (error, window) = failed;
-            match self.recover(stream, window, &error, once, &mut failures, &window_backoff) {
-                Some(Recovery::Shorter(shorter)) => max_window = shorter,
-                Some(Recovery::Wait(wait)) => {
-                    if sleep_or_shutdown(wait, shutdown).await {
+            match stepped {
+                Ok(Step::Read) => failures = 0,
+                Ok(Step::Cancelled) => return Ok(()),
+                Ok(Step::Idle) => {
+                    if once {
+                        tracing::info!(stream, "Caught up; exiting (--once).");
+                        return Ok(());
+                    }
+                    tracing::debug!(stream, "Caught up; waiting for the next poll.");
+                    self.progress.idle();
+                    if sleep_or_shutdown(self.poll.interval, shutdown).await {
                         return Ok(());
                     }
                 }
-                None => return Err(error),
+                Err((error, window, live)) => {
+                    match self.recover(stream, window, &error, once, &mut failures, &window_backoff)
+                    {
+                        Some(Recovery::Shorter(shorter)) if live => max_window = shorter,
+                        Some(Recovery::Shorter(shorter)) => resweep.shorten(shorter),
+                        Some(Recovery::Wait(wait)) => {
+                            if sleep_or_shutdown(wait, shutdown).await {
+                                return Ok(());
+                            }
+                        }
+                        None => return Err(error),
+                    }
+                }
             }
         }
+    }
+
+    /// Reads one live window and commits it: the ledger row done and the cursor at its end
+    /// in one transaction, then old ids pruned.
+    async fn live_window(
+        &self,
+        key: &WindowKey,
+        cursor: Cursor,
+        window: Window,
+        query: Window,
+        resume: Option<ResumePoint>,
+        shutdown: &CancellationToken,
+    ) -> Result<Step, Error> {
+        // Working from here on: a first request that hangs must not look idle.
+        self.progress.touch();
+        let stats = match self
+            .walk(key, window, query, Scope::Live, resume, shutdown)
+            .await?
+        {
+            Outcome::Completed(stats) => stats,
+            Outcome::Cancelled => return Ok(Step::Cancelled),
+        };
+        let moved = Cursor {
+            position_ms: window.end_ms,
+            origin_ms: cursor.origin_ms,
+        };
+        self.store
+            .complete_window(
+                key,
+                (query.start_ms, query.end_ms),
+                stats.counts(),
+                CursorMove::Live(moved),
+            )
+            .await?;
+        self.progress.committed(window.end_ms);
+        let pruned = self
+            .store
+            .prune(
+                &key.stream,
+                window.end_ms - self.retention.as_millis() as i64,
+            )
+            .await?;
+        stats.log_committed(&key.stream, window, pruned);
+        Ok(Step::Read)
     }
 
     /// The live cursor, or where a first run starts: where an interrupted first run began

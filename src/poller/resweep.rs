@@ -11,18 +11,8 @@ use crate::checkpoint::{Cursor, CursorMove, WindowKey, WindowKind};
 use crate::config::PollConfig;
 use crate::poller::reader::{Outcome, Scope};
 use crate::poller::window::{Window, next_window};
-use crate::poller::{Error, Poller};
+use crate::poller::{Error, Poller, Step};
 use crate::time::{format_time_ms, now_ms};
-
-/// What one step did.
-pub(crate) enum Step {
-    /// A window was read; there may be more.
-    Read,
-    /// Nothing to do now.
-    Idle,
-    /// Shutdown came first.
-    Cancelled,
-}
 
 /// The re-sweep in progress.
 struct Run {
