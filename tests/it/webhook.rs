@@ -108,6 +108,11 @@ async fn batches_arrive_complete_signed_and_in_time_order() {
         verify_signature(request);
         let id = request.header("webhook-id").expect("webhook-id");
         assert!(id.starts_with("msg_") && !id.contains('.'), "{id}");
+        assert_eq!(
+            request.header("idempotency-key").as_deref(),
+            Some(id.as_str()),
+            "Idempotency-Key carries the webhook-id"
+        );
         assert!(webhook_ids.insert(id), "each batch has its own webhook-id");
     }
     // Windows are delivered in order and each window's events in time order, so the whole

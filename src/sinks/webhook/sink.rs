@@ -230,12 +230,14 @@ impl WebhookSink {
     }
 
     async fn attempt(&self, webhook_id: &str, body: &[u8]) -> Attempt {
-        // The id goes out signed or not: it is the receiver's idempotency key.
+        // The id goes out signed or not: it is the receiver's idempotency key, also as
+        // `Idempotency-Key` (IETF httpapi draft) for receivers that read that header.
         let mut request = self
             .http
             .post(self.url.clone())
             .headers(self.headers.clone())
-            .header("webhook-id", webhook_id);
+            .header("webhook-id", webhook_id)
+            .header("idempotency-key", webhook_id);
         if let Some(signer) = &self.signer {
             let timestamp = chrono::Utc::now().timestamp();
             request = request
