@@ -121,6 +121,17 @@ impl Harness {
         )
     }
 
+    /// The paths of the AuditLogs requests the fake saw, in order (first pages and nextPage
+    /// fetches).
+    fn audit_log_paths(&self) -> Vec<String> {
+        self.fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/api/v2/AuditLogs"))
+            .map(|r| r.path)
+            .collect()
+    }
+
     async fn cursor(&self) -> Option<i64> {
         self.store
             .cursor(STREAM)
@@ -235,13 +246,7 @@ async fn a_crash_before_the_commit_rereads_only_what_was_not_acknowledged() {
         .run_once(vec![Box::new(restarted.clone())])
         .await
         .expect("the walk succeeds");
-    let audit_requests: Vec<String> = harness
-        .fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with("/api/v2/AuditLogs"))
-        .map(|r| r.path)
-        .collect();
+    let audit_requests = harness.audit_log_paths();
     assert!(
         audit_requests[0].starts_with("/api/v2/AuditLogs/"),
         "resumed at page 2: {audit_requests:?}"
@@ -288,13 +293,7 @@ async fn a_saved_link_the_server_no_longer_knows_falls_back_to_the_window_start(
         .run_once(vec![Box::new(sink.clone())])
         .await
         .expect("the walk falls back and succeeds");
-    let paths: Vec<String> = harness
-        .fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with("/api/v2/AuditLogs"))
-        .map(|r| r.path)
-        .collect();
+    let paths = harness.audit_log_paths();
     assert_eq!(
         paths[0], "/api/v2/AuditLogs/expired==",
         "the saved link is tried first"
