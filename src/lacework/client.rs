@@ -16,6 +16,9 @@ use crate::lacework::governor::{Governor, Priority};
 use crate::lacework::http::{api_message, read_body, transport_label};
 use crate::lacework::{AuditLogPage, Error};
 
+/// How many 429s in a row one request waits out per configured retry before it gives up.
+const RATE_LIMITED_PER_RETRY: u32 = 4;
+
 /// Path of the AuditLogs endpoint.
 pub const AUDIT_LOGS_PATH: &str = "/api/v2/AuditLogs";
 
@@ -184,12 +187,19 @@ impl LaceworkClient {
         Fut: Future<Output = Result<T, Error>>,
     {
         let mut attempt = 0;
+        let mut rate_limited = 0;
         loop {
             match attempt_once().await {
                 Ok(value) => return Ok(value),
                 // A 429 is pacing, not failure: the governor holds every request on the key
-                // until it has passed, so it neither sleeps here nor spends a retry.
+                // until it has passed, so it neither sleeps here nor spends a retry. Only a
+                // server that keeps refusing far longer ends the request (the daemon then
+                // reads the window again later; `--once` exits instead of waiting forever).
                 Err(error) if error.status() == Some(429) => {
+                    if rate_limited >= RATE_LIMITED_PER_RETRY * self.inner.max_retries.max(1) {
+                        return Err(error);
+                    }
+                    rate_limited += 1;
                     crate::metrics::emit::api_retry(endpoint);
                     tracing::debug!(endpoint, error = %error, "Rate limited; waiting for the governor.");
                 }

@@ -423,3 +423,35 @@ async fn windows_end_by_the_api_servers_clock_when_this_host_runs_ahead() {
     all.extend(agreed.events());
     assert_exactly_once(&all, &history, "both runs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_keeps_answering_429_ends_run_once_instead_of_waiting_forever() {
+    let fake = start_fake(100).await;
+    let now = now_ms();
+    generate(&fake, 18, 100, now - HOUR, now - 10 * SEC);
+    let exporter = Exporter::new(
+        &fake,
+        &Cfg {
+            lookback: "2h",
+            max_retries: 1,
+            ..Cfg::default()
+        },
+    );
+    fake.fail_next(100, Fault::RateLimited { reset_secs: 1 });
+    let started = std::time::Instant::now();
+    let refused = exporter.run(&["run", "--once"]).await;
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains("429") && refused.stderr.contains("live window ["),
+        "{refused}"
+    );
+    let elapsed = started.elapsed();
+    // Four 429s waited out (a second each), then the request gives up.
+    assert!(
+        elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(30),
+        "{elapsed:?}"
+    );
+    let audit_requests = fake.requests().iter().filter(|r| is_audit_logs(r)).count();
+    assert_eq!(audit_requests, 5, "no storm: each 429 waited out");
+    fake.clear_faults();
+}
