@@ -232,14 +232,7 @@ async fn rows_come_shuffled_in_a_repeatable_order() {
         ));
     }
     let order = || async {
-        let page: Value = api
-            .audit("2026-01-10", "2026-01-11")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = api.audit_json("2026-01-10", "2026-01-11").await;
         page["data"]
             .as_array()
             .unwrap()
@@ -337,14 +330,7 @@ async fn every_empty_variant_is_served_as_configured() {
     }
     // The variant only applies when nothing matches.
     api.fake.insert(noise("ACME", at("2026-01-10T01")));
-    let page: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     assert_eq!(page_rows(&page).len(), 1);
 }
 

@@ -43,6 +43,17 @@ impl Api {
             .query(&[("startTime", start), ("endTime", end)])
     }
 
+    /// The first page of `audit(start, end)`, as JSON.
+    pub async fn audit_json(&self, start: &str, end: &str) -> Value {
+        self.audit(start, end)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn get(&self, url: &str) -> RequestBuilder {
         self.http.get(url).bearer_auth(&self.token)
     }

@@ -93,14 +93,7 @@ async fn drop_fault_sends_headers_then_breaks_the_body() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "application/json");
     assert!(resp.bytes().await.is_err(), "the body must not complete");
-    let page: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     assert_eq!(page["data"].as_array().unwrap().len(), 3);
 }
 
@@ -150,28 +143,14 @@ async fn bad_body_faults_are_complete_200s_a_client_cannot_use() {
     assert_eq!(text_type, "text/plain");
     assert!(serde_json::from_str::<Value>(text).is_err());
     // One unit each, then normal pages again, over the same connection.
-    let page: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     assert_eq!(page["data"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]
 async fn bad_body_faults_hit_next_pages_and_the_token_endpoint() {
     let api = small(2, 5).await;
-    let first: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     let url = first["paging"]["urls"]["nextPage"].as_str().unwrap();
     api.fake
         .fail_next(1, Fault::BadBody(BadBody::TruncatedJson));
@@ -230,14 +209,7 @@ async fn slow_fault_delays_then_answers_normally() {
 #[tokio::test]
 async fn faults_hit_next_page_fetches_and_the_same_url_can_be_retried() {
     let api = small(4, 10).await;
-    let first: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     let url = first["paging"]["urls"]["nextPage"]
         .as_str()
         .unwrap()
@@ -292,14 +264,7 @@ async fn token_faults_apply_to_the_token_endpoint_only() {
 async fn tokens_expire_after_the_given_number_of_pages() {
     let api = small(2, 10).await;
     api.fake.expire_tokens_after_pages(2);
-    let first: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     let url2 = first["paging"]["urls"]["nextPage"]
         .as_str()
         .unwrap()

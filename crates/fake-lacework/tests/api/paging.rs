@@ -70,14 +70,7 @@ async fn paging_returns_every_row_exactly_once() {
 async fn a_result_of_exactly_one_page_is_not_paged() {
     let api = Api::start(small_pages(5)).await;
     fill(&api, 5);
-    let page: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     assert!(page.get("paging").is_none());
     assert_eq!(page_rows(&page).len(), 5);
 }
@@ -116,14 +109,7 @@ async fn a_late_record_stays_out_of_a_snapshot_taken_before_it_was_visible() {
     api.fake
         .insert_late(late.clone(), Duration::from_millis(300));
     let late_json = late.json.to_string();
-    let first: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     assert_eq!(first["paging"]["totalRows"], 12);
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Visible now, but the pages still come from the snapshot of the first request.
@@ -148,7 +134,7 @@ async fn next_page_urls_carry_the_original_window_as_a_query() {
     let api = Api::start(small_pages(10)).await;
     fill(&api, 25);
     let (s, e) = ("2026-01-10T00:00:00.000Z", "2026-01-10T23:00:00Z");
-    let first: Value = api.audit(s, e).send().await.unwrap().json().await.unwrap();
+    let first: Value = api.audit_json(s, e).await;
     let url = next_of(&first).unwrap();
     let sent_query = api.fake.requests().last().unwrap().query.clone().unwrap();
     let prefix = format!("{}/api/v2/AuditLogs/", api.fake.base_url());
@@ -181,14 +167,7 @@ async fn the_query_is_optional_and_synthesized_when_times_were_defaulted() {
     };
     let api = Api::start(cfg).await;
     fill(&api, 25);
-    let first: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     assert!(!next_of(&first).unwrap().contains('?'));
 
     let api = Api::start(small_pages(2)).await;
@@ -228,14 +207,7 @@ async fn unknown_page_tokens_are_404_and_pages_need_auth() {
         resp.json::<Value>().await.unwrap(),
         json!({"message": "Not Found"})
     );
-    let first: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     let url = next_of(&first).unwrap();
     let resp = api.http.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
@@ -259,14 +231,7 @@ async fn next_page_can_point_at_a_foreign_origin() {
     fill(&api, 9);
     api.fake
         .set_foreign_next_page(Some("http://127.0.0.2:9".to_owned()));
-    let first: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     let url = next_of(&first).unwrap();
     let path = url
         .strip_prefix("http://127.0.0.2:9")
@@ -283,14 +248,7 @@ async fn next_page_can_point_at_a_foreign_origin() {
         .unwrap();
     assert!(next_of(&page).unwrap().starts_with("http://127.0.0.2:9/"));
     api.fake.set_foreign_next_page(None);
-    let first: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     assert!(next_of(&first).unwrap().starts_with(&api.fake.base_url()));
 }
 
@@ -299,14 +257,7 @@ async fn repeat_mode_makes_every_next_page_the_same_url() {
     let api = Api::start(small_pages(3)).await;
     fill(&api, 10);
     api.fake.set_repeat_next_page(true);
-    let first: Value = api
-        .audit("2026-01-10", "2026-01-11")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = api.audit_json("2026-01-10", "2026-01-11").await;
     let url = next_of(&first).unwrap();
     let mut seen_rows = Vec::new();
     for _ in 0..5 {
