@@ -196,6 +196,33 @@ impl<'a> AuditLog<'a> {
     }
 }
 
+/// The `Visitor` methods the lenient field readers share: `null`, objects and arrays are
+/// absent (skipped whole), and `Some` is read with the same visitor.
+macro_rules! absent_unless_scalar {
+    ($visitor:expr) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any($visitor)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map
+                .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(None)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    };
+}
+
 /// Accepts strings and, leniently, numbers and booleans (rendered as text); `null` is absent.
 fn lenient_str<'de: 'a, 'a, D: Deserializer<'de>>(
     deserializer: D,
@@ -227,26 +254,7 @@ fn lenient_str<'de: 'a, 'a, D: Deserializer<'de>>(
         fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
             Ok(Some(Cow::Owned(v.to_string())))
         }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(LenientStr)
-        }
-        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map
-                .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
-                .is_some()
-            {}
-            Ok(None)
-        }
-        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
+        absent_unless_scalar!(LenientStr);
     }
     deserializer.deserialize_any(LenientStr)
 }
@@ -280,26 +288,7 @@ fn lenient_time<'de: 'a, 'a, D: Deserializer<'de>>(
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
             Ok(None)
         }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(LenientTime)
-        }
-        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map
-                .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
-                .is_some()
-            {}
-            Ok(None)
-        }
-        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
+        absent_unless_scalar!(LenientTime);
     }
     deserializer.deserialize_any(LenientTime)
 }

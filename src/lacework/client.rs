@@ -288,13 +288,6 @@ impl LaceworkClient {
             .governor
             .observe(AUDIT_LOGS_PATH, status, &headers);
         self.inner.server_clock.observe(&headers);
-        if let Some(remaining) = headers
-            .get("ratelimit-remaining")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-        {
-            crate::metrics::emit::api_ratelimit_remaining(AUDIT_LOGS_PATH, remaining);
-        }
         let bytes = read_body(response, AUDIT_LOGS_PATH).await?;
         tracing::debug!(
             endpoint = AUDIT_LOGS_PATH,

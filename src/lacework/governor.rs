@@ -294,10 +294,13 @@ impl Governor {
                 .and_then(|value| value.trim().parse::<f64>().ok())
                 .filter(|value| value.is_finite() && *value >= 0.0)
         };
+        let remaining = number("ratelimit-remaining");
+        if let Some(remaining) = remaining {
+            crate::metrics::emit::api_ratelimit_remaining(endpoint, remaining);
+        }
         let now = Instant::now();
         let mut state = lock(&self.state);
-        if let (Some(limit), Some(remaining)) =
-            (number("ratelimit-limit"), number("ratelimit-remaining"))
+        if let (Some(limit), Some(remaining)) = (number("ratelimit-limit"), remaining)
             && limit >= 1.0
         {
             let previous = state.server.get(endpoint).map(|view| view.refill_per_sec);
@@ -394,6 +397,14 @@ mod tests {
             elapsed >= Duration::from_secs(10) && elapsed < Duration::from_secs(11),
             "one request per 10 s once empty: {elapsed:?}"
         );
+        // The wait is exported (the registry is the process's, so other tests add to it).
+        let waited = crate::metrics::global()
+            .value(
+                "lae_api_throttle_wait_seconds_total",
+                &[("priority", "live")],
+            )
+            .unwrap_or(0.0);
+        assert!(waited >= 9.9, "{waited}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -31,6 +31,28 @@ const ENABLE: &str = r"(?:enabled|activated|reactivated|re-enabled)";
 const DISABLE: &str = r"(?:disabled|deactivated|suspended)";
 const USER: &str = r"(?:user|team member|team user|service user|member)";
 
+/// One built-in rule table in priority order: API-key changes, role changes, user changes,
+/// logins. `key` and `user` make the pattern for a verb.
+fn rule_table(
+    key: impl Fn(&str) -> String,
+    user: impl Fn(&str) -> String,
+    role: String,
+    login: &str,
+) -> Vec<(EventType, String)> {
+    vec![
+        (EventType::ApiKeyCreated, key(CREATE)),
+        (EventType::ApiKeyDeleted, key(DELETE)),
+        (EventType::ApiKeyEnabled, key(ENABLE)),
+        (EventType::ApiKeyDisabled, key(DISABLE)),
+        (EventType::UserRoleChanged, role),
+        (EventType::UserCreated, user(CREATE)),
+        (EventType::UserDeleted, user(DELETE)),
+        (EventType::UserEnabled, user(ENABLE)),
+        (EventType::UserDisabled, user(DISABLE)),
+        (EventType::UserLogin, login.to_string()),
+    ]
+}
+
 /// Built-in rules for the short summary fields (`userAction`, `eventName`), in priority order.
 fn summary_rules() -> Vec<(EventType, String)> {
     let key = |verb: &str| format!(r"{API_KEY}.*\b{verb}\b|^\s*{verb}\s+(?:an?\s+)?{API_KEY}");
@@ -39,27 +61,14 @@ fn summary_rules() -> Vec<(EventType, String)> {
             r"^\s*(?:new\s+)?{USER}s?\s+{verb}\b|^\s*{verb}\s+(?:an?\s+)?(?:new\s+)?{USER}s?\s*$"
         )
     };
-    vec![
-        (EventType::ApiKeyCreated, key(CREATE)),
-        (EventType::ApiKeyDeleted, key(DELETE)),
-        (EventType::ApiKeyEnabled, key(ENABLE)),
-        (EventType::ApiKeyDisabled, key(DISABLE)),
-        (
-            EventType::UserRoleChanged,
-            format!(
-                r"^\s*{USER}\s+(?:roles?|user\s*groups?|group\s+membership)\s+(?:changed|updated|modified|assigned|granted|revoked)\b|^\s*{USER}s?\s+(?:added|removed)\s+(?:to|from)\s+(?:user\s*)?groups?\b|^\s*roles?\s+(?:changed|assigned|granted|revoked)\b"
-            ),
+    rule_table(
+        key,
+        user,
+        format!(
+            r"^\s*{USER}\s+(?:roles?|user\s*groups?|group\s+membership)\s+(?:changed|updated|modified|assigned|granted|revoked)\b|^\s*{USER}s?\s+(?:added|removed)\s+(?:to|from)\s+(?:user\s*)?groups?\b|^\s*roles?\s+(?:changed|assigned|granted|revoked)\b"
         ),
-        (EventType::UserCreated, user(CREATE)),
-        (EventType::UserDeleted, user(DELETE)),
-        (EventType::UserEnabled, user(ENABLE)),
-        (EventType::UserDisabled, user(DISABLE)),
-        (
-            EventType::UserLogin,
-            r"\blog(?:ged)?[ -]?in\b.*\bsucceed(?:ed)?\b|\bsuccessful(?:ly)?\s+log(?:ged)?[ -]?in\b|^\s*(?:user\s+)?(?:logged|signed)\s+in\s*$"
-                .to_string(),
-        ),
-    ]
+        r"\blog(?:ged)?[ -]?in\b.*\bsucceed(?:ed)?\b|\bsuccessful(?:ly)?\s+log(?:ged)?[ -]?in\b|^\s*(?:user\s+)?(?:logged|signed)\s+in\s*$",
+    )
 }
 
 /// Built-in rules for the free-text `eventDescription`, in priority order.
@@ -75,26 +84,14 @@ fn description_rules() -> Vec<(EventType, String)> {
             r"^\s*(?:new\s+)?{USER}\s+\S+\s+(?:was\s+|has\s+been\s+)?{verb}\b|^\s*{verb}\s+(?:new\s+)?{USER}\s+\S+\s*(?:$|\bby\b|\(|,|\.)"
         )
     };
-    vec![
-        (EventType::ApiKeyCreated, key(CREATE)),
-        (EventType::ApiKeyDeleted, key(DELETE)),
-        (EventType::ApiKeyEnabled, key(ENABLE)),
-        (EventType::ApiKeyDisabled, key(DISABLE)),
-        (
-            EventType::UserRoleChanged,
-            format!(
-                r"^\s*(?:the\s+)?roles?\s+of\s+\S+\s+(?:was\s+)?(?:changed|updated|modified|set)\b|^\s*{USER}\s+\S+\s+(?:was\s+)?(?:added\s+to|removed\s+from)\s+(?:the\s+)?(?:user\s*)?groups?\b|^\s*(?:added|removed)\s+{USER}\s+\S+\s+(?:to|from)\s+(?:the\s+)?(?:user\s*)?groups?\b|^\s*(?:changed|updated)\s+(?:the\s+)?roles?\s+of\b"
-            ),
+    rule_table(
+        key,
+        user,
+        format!(
+            r"^\s*(?:the\s+)?roles?\s+of\s+\S+\s+(?:was\s+)?(?:changed|updated|modified|set)\b|^\s*{USER}\s+\S+\s+(?:was\s+)?(?:added\s+to|removed\s+from)\s+(?:the\s+)?(?:user\s*)?groups?\b|^\s*(?:added|removed)\s+{USER}\s+\S+\s+(?:to|from)\s+(?:the\s+)?(?:user\s*)?groups?\b|^\s*(?:changed|updated)\s+(?:the\s+)?roles?\s+of\b"
         ),
-        (EventType::UserCreated, user(CREATE)),
-        (EventType::UserDeleted, user(DELETE)),
-        (EventType::UserEnabled, user(ENABLE)),
-        (EventType::UserDisabled, user(DISABLE)),
-        (
-            EventType::UserLogin,
-            r"^\s*(?:user\s+)?\S+\s+(?:has\s+)?(?:logged|signed)\s+in\b|\bsuccessfully\s+(?:logged|signed)\s+in\b".to_string(),
-        ),
-    ]
+        r"^\s*(?:user\s+)?\S+\s+(?:has\s+)?(?:logged|signed)\s+in\b|\bsuccessfully\s+(?:logged|signed)\s+in\b",
+    )
 }
 
 /// Words that mark an attempt that did not happen.
