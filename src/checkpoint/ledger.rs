@@ -555,3 +555,111 @@ pub fn finish_resweep(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(kind: WindowKind, start_ms: i64) -> WindowKey {
+        WindowKey {
+            stream: "live:a".into(),
+            kind,
+            start_ms,
+        }
+    }
+
+    fn statuses(c: &mut Connection) -> Vec<(i64, String)> {
+        let mut rows: Vec<(i64, String)> = recent_windows(c, "live:a", 100)
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.start_ms, w.status))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn a_saved_link_comes_back_with_its_keys_until_the_window_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = crate::checkpoint::sqlite::open(&dir.path().join("state.db")).unwrap();
+        let window = key(WindowKind::Live, 100);
+        begin_window(&mut c, &window, 200, (90, 200), false, 1).unwrap();
+        assert_eq!(resume_point(&mut c, &window).unwrap(), None);
+        for (n, link) in [(1u8, "/p2"), (2, "/p3")] {
+            let page = PageDone {
+                next_page: link.into(),
+                keys: vec![[n; 16], [n; 16]],
+                pages: 1,
+                records: 5,
+                events: 2,
+                ..PageDone::new(&window)
+            };
+            record_page(&mut c, "live:a", &[], Some(&page), 10 + i64::from(n)).unwrap();
+        }
+        let point = resume_point(&mut c, &window)
+            .unwrap()
+            .expect("a saved link");
+        assert_eq!(point.next_page, "/p3");
+        assert_eq!(point.saved_at_ms, 12);
+        assert_eq!(
+            (point.end_ms, point.query_start_ms, point.query_end_ms),
+            (200, 90, 200)
+        );
+        assert_eq!(
+            point.keys,
+            vec![[1; 16], [1; 16], [2; 16], [2; 16]],
+            "in order"
+        );
+        assert_eq!((point.pages, point.records, point.events), (2, 10, 4));
+        // A walk that starts the window afresh forgets the link and the keys.
+        begin_window(&mut c, &window, 200, (90, 200), false, 20).unwrap();
+        assert_eq!(resume_point(&mut c, &window).unwrap(), None);
+        let rows: i64 = c
+            .query_row("SELECT COUNT(*) FROM window_resume_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn failed_windows_stay_until_read_and_done_ones_are_pruned_with_the_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = crate::checkpoint::sqlite::open(&dir.path().join("state.db")).unwrap();
+        let done = |c: &mut Connection, kind, start: i64, end: i64, query: (i64, i64)| {
+            let window = key(kind, start);
+            begin_window(c, &window, end, query, false, 1).unwrap();
+            complete_window(
+                c,
+                &window,
+                query,
+                WindowCounts::default(),
+                &CursorMove::None,
+                2,
+            )
+            .unwrap();
+        };
+        done(&mut c, WindowKind::Live, 0, 100, (0, 100));
+        let failed = key(WindowKind::Live, 100);
+        begin_window(&mut c, &failed, 200, (100, 200), false, 3).unwrap();
+        fail_window(&mut c, &failed, "503", 4).unwrap();
+        assert_eq!(gaps(&mut c, "live:a").unwrap().len(), 1);
+        // A re-sweep window around the gap covers it.
+        done(&mut c, WindowKind::Resweep, 50, 300, (50, 300));
+        assert!(gaps(&mut c, "live:a").unwrap().is_empty());
+        assert_eq!(
+            statuses(&mut c),
+            [
+                (0, "done".to_string()),
+                (50, "done".to_string()),
+                (100, "covered".to_string())
+            ]
+        );
+        // A failure nothing covered is never pruned; done (and covered) rows go with the ids.
+        let open_gap = key(WindowKind::Live, 400);
+        begin_window(&mut c, &open_gap, 500, (400, 500), false, 5).unwrap();
+        fail_window(&mut c, &open_gap, "503", 6).unwrap();
+        let tx = c.transaction().unwrap();
+        prune(&tx, "live:a", 1_000).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(statuses(&mut c), [(400, "failed".to_string())]);
+    }
+}

@@ -193,31 +193,6 @@ pub fn set_cursor(
     Ok(())
 }
 
-/// Records the ids of events every sink acknowledged.
-#[cfg(test)]
-pub fn record_delivered(
-    c: &mut Connection,
-    stream: &str,
-    delivered: &[Delivered],
-) -> rusqlite::Result<()> {
-    let tx = c.transaction()?;
-    insert_delivered(&tx, stream, delivered)?;
-    tx.commit()
-}
-
-/// Moves the stream's cursor.
-#[cfg(test)]
-pub fn advance(
-    c: &mut Connection,
-    stream: &str,
-    cursor: Cursor,
-    now_ms: i64,
-) -> rusqlite::Result<()> {
-    let tx = c.transaction()?;
-    upsert_cursor(&tx, stream, cursor, now_ms)?;
-    tx.commit()
-}
-
 fn id_from_blob(blob: Vec<u8>) -> Option<RecordId> {
     blob.try_into().ok().map(RecordId)
 }
@@ -341,6 +316,27 @@ pub fn replays(c: &mut Connection) -> rusqlite::Result<Vec<ReplayJob>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records ids alone, as `ledger::record_page` does without a page.
+    fn record_delivered(
+        c: &mut Connection,
+        stream: &str,
+        delivered: &[Delivered],
+    ) -> rusqlite::Result<()> {
+        crate::checkpoint::ledger::record_page(c, stream, delivered, None, 0)
+    }
+
+    /// Moves the cursor alone.
+    fn advance(
+        c: &mut Connection,
+        stream: &str,
+        cursor: Cursor,
+        now_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let tx = c.transaction()?;
+        upsert_cursor(&tx, stream, cursor, now_ms)?;
+        tx.commit()
+    }
 
     fn id(n: u8) -> RecordId {
         RecordId([n; 16])

@@ -455,3 +455,26 @@ async fn a_server_that_keeps_answering_429_ends_run_once_instead_of_waiting_fore
     assert_eq!(audit_requests, 5, "no storm: each 429 waited out");
     fake.clear_faults();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_dated_in_the_future_does_not_move_the_checkpoint_past_now() {
+    let fake = start_fake(100).await;
+    let now = now_ms();
+    generate(&fake, 19, 50, now - HOUR, now - 10 * SEC);
+    // Created "an hour from now" (a client clock gone wrong upstream), visible already.
+    fake.insert(created_ago(-HOUR, "from.the.future@acme.com"));
+    let exporter = Exporter::new(
+        &fake,
+        &Cfg {
+            lookback: "2h",
+            ..Cfg::default()
+        },
+    );
+    exporter.run(&["run", "--once"]).await.expect_code(0);
+    let checkpoint = exporter.live_checkpoint().await.expect("a checkpoint");
+    assert!(
+        checkpoint <= now_ms(),
+        "the checkpoint {} is past now",
+        rfc3339(checkpoint)
+    );
+}
