@@ -5,6 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::checkpoint::sqlite::{insert_delivered, upsert_cursor};
+use crate::checkpoint::sink_progress::SinkAck;
 use crate::checkpoint::{Cursor, Delivered};
 
 /// What a window was walked for.
@@ -327,17 +328,27 @@ pub fn begin_window(
     tx.commit()
 }
 
-/// Records delivered ids and, in the same transaction, the page they complete: a saved link
-/// never runs ahead of the ids recorded before it.
+/// Records ids every sink took and, in the same transaction, the page they complete and the
+/// sinks' resume states: a saved link never runs ahead of the ids recorded before it, and a
+/// sink's state never disagrees with the ids recorded for it. With `clear_taken` (some sink
+/// took part of the batch before), the per-sink rows of these ids go.
 pub fn record_page(
     c: &mut Connection,
     stream: &str,
     delivered: &[Delivered],
     page: Option<&PageDone>,
+    acks: &[SinkAck],
+    clear_taken: bool,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
     insert_delivered(&tx, stream, delivered)?;
+    if clear_taken {
+        crate::checkpoint::sink_progress::clear_taken(&tx, stream, delivered)?;
+    }
+    for ack in acks {
+        crate::checkpoint::sink_progress::save_state(&tx, ack, now_ms)?;
+    }
     if let Some(page) = page {
         let key = &page.key;
         tx.execute(
@@ -594,7 +605,7 @@ mod tests {
                 events: 2,
                 ..PageDone::new(&window)
             };
-            record_page(&mut c, "live:a", &[], Some(&page), 10 + i64::from(n)).unwrap();
+            record_page(&mut c, "live:a", &[], Some(&page), &[], false, 10 + i64::from(n)).unwrap();
         }
         let point = resume_point(&mut c, &window)
             .unwrap()

@@ -9,10 +9,11 @@
 
 mod ledger;
 mod lock;
+mod sink_progress;
 mod sqlite;
 mod stream;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +23,7 @@ use crate::time::now_ms;
 pub(crate) use ledger::{
     CursorMove, PageDone, ResumePoint, ResweepState, WindowCounts, WindowKey, WindowKind, WindowRow,
 };
+pub(crate) use sink_progress::SinkAck;
 pub(crate) use stream::live_stream_key;
 
 /// A delivered event's id and time, as recorded.
@@ -196,19 +198,80 @@ impl CheckpointStore {
             .await
     }
 
-    /// Records the ids (with their event times) of events every sink acknowledged and, when
-    /// they complete a page of a longer window, that page's `nextPage` link, atomically.
+    /// Records the ids (with their event times) of a batch every sink has now taken and, when
+    /// they complete a page of a longer window, that page's `nextPage` link, atomically, with
+    /// the resume states in `acks` (the sinks that took it last). `clear_taken` when a sink
+    /// took some of it before (`record_taken`): those rows go.
     pub async fn record_delivered(
         &self,
         stream: &str,
         delivered: Vec<Delivered>,
         page: Option<PageDone>,
+        acks: Vec<SinkAck>,
+        clear_taken: bool,
     ) -> Result<(), Error> {
         let stream = stream.to_string();
         self.with_connection(move |c| {
-            ledger::record_page(c, &stream, &delivered, page.as_ref(), now_ms())
+            ledger::record_page(
+                c,
+                &stream,
+                &delivered,
+                page.as_ref(),
+                &acks,
+                clear_taken,
+                now_ms(),
+            )
         })
         .await
+    }
+
+    /// Records that one sink took a batch (and its resume state) while another still holds
+    /// it: after a crash, that sink is not handed these ids again.
+    pub async fn record_taken(
+        &self,
+        stream: &str,
+        delivered: Arc<Vec<Delivered>>,
+        ack: SinkAck,
+    ) -> Result<(), Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| {
+            sink_progress::record_taken(c, &stream, &delivered, &ack, now_ms())
+        })
+        .await
+    }
+
+    /// Ids single sinks took on the stream at or after `since_ms` that not every sink has
+    /// taken, by sink name.
+    pub async fn taken_since(
+        &self,
+        stream: &str,
+        since_ms: i64,
+    ) -> Result<HashMap<String, HashSet<RecordId>>, Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| sink_progress::taken_since(c, &stream, since_ms))
+            .await
+    }
+
+    /// Takes in what a sink that keeps its own progress remembers of `stream` (see
+    /// `sink_progress::import`).
+    pub async fn import_sink_progress(
+        &self,
+        sink: &str,
+        sole: bool,
+        stream: &str,
+        cursor: Option<Cursor>,
+        ids: Vec<Delivered>,
+    ) -> Result<(), Error> {
+        let (sink, stream) = (sink.to_string(), stream.to_string());
+        self.with_connection(move |c| {
+            sink_progress::import(c, &sink, sole, &stream, cursor, &ids, now_ms())
+        })
+        .await
+    }
+
+    /// Every sink's saved resume state, by sink name.
+    pub async fn sink_states(&self) -> Result<HashMap<String, String>, Error> {
+        self.with_connection(sink_progress::states).await
     }
 
     /// Where an interrupted walk of this window can continue, if a link was saved.

@@ -9,14 +9,16 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::checkpoint::ledger::SCHEMA_V2;
+use crate::checkpoint::sink_progress::SCHEMA_V3;
 use crate::checkpoint::{Cursor, Delivered, Error, ReplayJob, StreamState};
 use crate::event::RecordId;
 
 /// `event_time_ms` of ids whose record had no understandable time.
-const UNTIMED: i64 = i64::MIN;
+pub const UNTIMED: i64 = i64::MIN;
 
-/// Version of the schema this build writes: 2 added the window ledger and re-sweeps.
-pub const SCHEMA_VERSION: i64 = 2;
+/// Version of the schema this build writes: 2 added the window ledger and re-sweeps, 3 the
+/// delivery progress per sink.
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE cursor (
@@ -126,6 +128,9 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), Error> {
     if version < 2 {
         tx.execute_batch(SCHEMA_V2).map_err(sqlite_error)?;
     }
+    if version < 3 {
+        tx.execute_batch(SCHEMA_V3).map_err(sqlite_error)?;
+    }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(sqlite_error)?;
@@ -193,7 +198,7 @@ pub fn set_cursor(
     Ok(())
 }
 
-fn id_from_blob(blob: Vec<u8>) -> Option<RecordId> {
+pub fn id_from_blob(blob: Vec<u8>) -> Option<RecordId> {
     blob.try_into().ok().map(RecordId)
 }
 
@@ -237,6 +242,7 @@ pub fn prune(c: &mut Connection, stream: &str, before_ms: i64) -> rusqlite::Resu
         params![stream, before_ms, UNTIMED],
     )?;
     crate::checkpoint::ledger::prune(&tx, stream, before_ms)?;
+    crate::checkpoint::sink_progress::prune(&tx, stream, before_ms)?;
     tx.commit()?;
     Ok(pruned)
 }
@@ -249,6 +255,7 @@ pub fn reset(c: &mut Connection, stream: &str) -> rusqlite::Result<()> {
         "window_ledger",
         "window_resume_keys",
         "resweep",
+        "sink_taken",
     ] {
         tx.execute(&format!("DELETE FROM {table} WHERE stream = ?1"), [stream])?;
     }
@@ -278,6 +285,7 @@ pub fn streams(c: &mut Connection) -> rusqlite::Result<Vec<StreamState>> {
 pub fn start_replay(c: &mut Connection, job: &ReplayJob) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
     tx.execute("DELETE FROM delivered WHERE stream = ?1", [job.stream()])?;
+    tx.execute("DELETE FROM sink_taken WHERE stream = ?1", [job.stream()])?;
     tx.execute(
         "INSERT OR REPLACE INTO replay (id, from_ms, to_ms, position_ms, sinks, created_at_ms, updated_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
@@ -289,7 +297,12 @@ pub fn start_replay(c: &mut Connection, job: &ReplayJob) -> rusqlite::Result<()>
 pub fn finish_replay(c: &mut Connection, id: &str, stream: &str) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
     tx.execute("DELETE FROM replay WHERE id = ?1", [id])?;
-    for table in ["delivered", "window_ledger", "window_resume_keys"] {
+    for table in [
+        "delivered",
+        "window_ledger",
+        "window_resume_keys",
+        "sink_taken",
+    ] {
         tx.execute(&format!("DELETE FROM {table} WHERE stream = ?1"), [stream])?;
     }
     tx.commit()
@@ -323,7 +336,7 @@ mod tests {
         stream: &str,
         delivered: &[Delivered],
     ) -> rusqlite::Result<()> {
-        crate::checkpoint::ledger::record_page(c, stream, delivered, None, 0)
+        crate::checkpoint::ledger::record_page(c, stream, delivered, None, &[], false, 0)
     }
 
     /// Moves the cursor alone.

@@ -7,6 +7,7 @@
 //! walked has a ledger row; a failed one stays visible until it is read.
 
 mod error;
+mod fanout;
 mod reader;
 mod resweep;
 #[cfg(test)]
@@ -26,7 +27,7 @@ use crate::config::PollConfig;
 use crate::lacework::LaceworkClient;
 use crate::normalize::Normalizer;
 use crate::service::Progress;
-use crate::sinks::SinkSet;
+use crate::sinks::{SinkSet, StreamCursor};
 use crate::time::{format_time_ms, now_ms};
 
 pub(crate) use error::Error;
@@ -78,6 +79,7 @@ pub(crate) struct PollerParts {
 /// Everything a walk needs.
 pub(crate) struct Poller {
     reader: WindowReader,
+    sinks: Arc<SinkSet>,
     client: LaceworkClient,
     store: CheckpointStore,
     poll: PollConfig,
@@ -98,12 +100,46 @@ impl Poller {
     pub(crate) fn new(parts: PollerParts, poll: PollConfig, retention: Duration) -> Poller {
         Poller {
             reader: WindowReader::new(&parts, poll.max_result_rows),
+            sinks: Arc::clone(&parts.sinks),
             client: parts.client,
             store: parts.store,
             poll,
             retention,
             progress: parts.progress,
         }
+    }
+
+    /// Hands every sink the state saved with its last acknowledged batch, before the first
+    /// delivery of a walk (the file sink cuts back what it wrote after it), and takes in what
+    /// sinks that keep their own progress in Kafka remember, trusting it over this file.
+    async fn resume_sinks(&self) -> Result<(), Error> {
+        let states = self.store.sink_states().await?;
+        let sole = self.sinks.len() == 1;
+        for (idx, restored) in self.sinks.resume(&states).await? {
+            for stream in restored.streams {
+                tracing::info!(
+                    sink = self.sinks.name(idx),
+                    stream = stream.stream,
+                    n_ids = stream.ids.len(),
+                    position = %stream.cursor.and_then(|c| format_time_ms(c.position_ms)).unwrap_or_default(),
+                    "Taking the sink's own record of its progress over the state file's."
+                );
+                let cursor = stream.cursor.map(|c| Cursor {
+                    position_ms: c.position_ms,
+                    origin_ms: c.origin_ms,
+                });
+                self.store
+                    .import_sink_progress(
+                        self.sinks.name(idx),
+                        sole,
+                        &stream.stream,
+                        cursor,
+                        stream.ids,
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// `now - settle` by the earlier of this host's clock and the API server's.
@@ -138,6 +174,7 @@ impl Poller {
             self.poll.interval.min(self.poll.window)
         };
         let mut resweep = Resweep::new(&self.poll);
+        self.resume_sinks().await?;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -249,6 +286,15 @@ impl Poller {
             )
             .await?;
         self.progress.committed(window.end_ms);
+        // A sink's own copy of the cursor only saves re-reading: the ids it recorded with each
+        // batch already keep a re-read from repeating anything.
+        let position = StreamCursor {
+            position_ms: moved.position_ms,
+            origin_ms: moved.origin_ms,
+        };
+        if let Err(error) = self.sinks.cursor_moved(&key.stream, position).await {
+            tracing::warn!(error = %error, "A sink did not record the stream's new cursor; it will with the next window.");
+        }
         let pruned = self
             .store
             .prune(
@@ -386,6 +432,7 @@ impl Poller {
         let stream = job.stream();
         let mut position = job.position_ms;
         let mut max_window = self.poll.window;
+        self.resume_sinks().await?;
         while position < job.to_ms {
             if shutdown.is_cancelled() {
                 return Ok(ReplayOutcome::Interrupted);
@@ -419,7 +466,10 @@ impl Poller {
                             },
                         )
                         .await?;
-                    stats.log_committed(&stream, window, 0);
+                    // Each record belongs to one replay window: the ids of the committed
+                    // ones are never needed again.
+                    let pruned = self.store.prune(&stream, window.end_ms).await?;
+                    stats.log_committed(&stream, window, pruned);
                     position = window.end_ms;
                 }
                 Ok(Outcome::Cancelled) => return Ok(ReplayOutcome::Interrupted),

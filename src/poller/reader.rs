@@ -8,36 +8,33 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::checkpoint::{CheckpointStore, Delivered, PageDone, ResumePoint, WindowKey};
+use crate::checkpoint::{CheckpointStore, PageDone, ResumePoint, WindowKey};
 use crate::event::{LifecycleEvent, RecordId};
 use crate::lacework::{AuditLogPage, AuditLogPager, LaceworkClient, Priority};
 use crate::normalize::{IdAssigner, NormalizedPage, Normalizer};
+use crate::poller::fanout::{TakenBefore, deliver_batch};
 use crate::poller::window::Window;
 use crate::poller::{Error, PollerParts};
 use crate::service::Progress;
 use crate::sinks::{Delivery, SinkSet};
 use crate::time::{format_time_ms, now_ms};
 
-/// What a window read is for.
+/// What a window read is for. In every scope the ids of each acknowledged batch are recorded
+/// and records delivered on the stream before are dropped, so a window read again (after a
+/// crash, or by the overlap) emits only what was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
-    /// The live stream: query ranges overlap, so ids are recorded per acknowledged batch and
-    /// records delivered before are dropped.
+    /// The live stream: query ranges overlap the previous window's.
     Live,
-    /// A re-read of recent time for records that became visible late: like the live stream,
-    /// only ids never delivered are emitted, and every one emitted is late.
+    /// A re-read of recent time for records that became visible late: every one emitted is
+    /// late.
     Resweep,
     /// A replay window: only records inside it are kept, so each record belongs to exactly one
-    /// window and no ids need recording; an interrupted window is replayed whole on resume.
+    /// window (and its ids can be forgotten once the window is committed).
     Replay(Window),
 }
 
 impl Scope {
-    /// Whether delivered ids are recorded and records delivered before dropped.
-    pub(crate) fn records_ids(self) -> bool {
-        !matches!(self, Scope::Replay(_))
-    }
-
     /// Its place in the request budget's line.
     fn priority(self) -> Priority {
         match self {
@@ -222,11 +219,10 @@ impl WindowReader {
             Scope::Resweep => Some(i64::MAX),
             Scope::Replay(_) => None,
         };
-        let delivered_before = if scope.records_ids() {
-            self.store.delivered_since(stream, query.start_ms).await?
-        } else {
-            HashSet::new()
-        };
+        let delivered_before = self.store.delivered_since(stream, query.start_ms).await?;
+        // What single sinks took in an earlier run is at most about a batch per sink: all of
+        // it, whatever its time.
+        let taken_before = self.store.taken_since(stream, i64::MIN).await?;
         let started = std::time::Instant::now();
         let mut stats = WindowStats::default();
         let (pager, ids) = match resume {
@@ -276,7 +272,7 @@ impl WindowReader {
             self.progress.touch();
             for event in page.events {
                 if self
-                    .seen_before(stream, &event, query, scope, &delivered_before)
+                    .seen_before(stream, &event, query, &delivered_before)
                     .await?
                 {
                     stats.n_duplicates += 1;
@@ -301,14 +297,14 @@ impl WindowReader {
             pending.next_page = next_page;
             pending.events = batch.len() as i64;
             let done = std::mem::replace(&mut pending, PageDone::new(key));
-            let done = scope.records_ids().then_some(done);
             if self
                 .flush(
                     stream,
                     scope,
                     late_before,
                     &mut batch,
-                    done,
+                    Some(done),
+                    &taken_before,
                     &mut stats,
                     shutdown,
                 )
@@ -325,6 +321,7 @@ impl WindowReader {
                 late_before,
                 &mut batch,
                 None,
+                &taken_before,
                 &mut stats,
                 shutdown,
             )
@@ -352,12 +349,8 @@ impl WindowReader {
         stream: &str,
         event: &LifecycleEvent,
         query: Window,
-        scope: Scope,
         delivered_before: &HashSet<RecordId>,
     ) -> Result<bool, Error> {
-        if !scope.records_ids() {
-            return Ok(false);
-        }
         if delivered_before.contains(&event.id) {
             return Ok(true);
         }
@@ -371,8 +364,9 @@ impl WindowReader {
         Ok(false)
     }
 
-    /// Delivers the batch to every sink and records its ids, with `page` (the link to resume
-    /// from) in the same transaction.
+    /// Delivers the batch to every sink (minus what each took before) and records its ids,
+    /// with `page` (the link to resume from) in the same transaction as the last
+    /// acknowledgement.
     #[expect(clippy::too_many_arguments, reason = "one call site per flush point")]
     async fn flush(
         &self,
@@ -381,6 +375,7 @@ impl WindowReader {
         late_before: Option<i64>,
         batch: &mut Vec<LifecycleEvent>,
         page: Option<PageDone>,
+        taken_before: &TakenBefore,
         stats: &mut WindowStats,
         shutdown: &CancellationToken,
     ) -> Result<Delivery, Error> {
@@ -388,9 +383,17 @@ impl WindowReader {
             return Ok(Delivery::Delivered);
         }
         batch.sort_by_key(|event| event.time);
-        if !batch.is_empty()
-            && self.sinks.deliver_all(batch, shutdown).await? == Delivery::Cancelled
-        {
+        let delivery = deliver_batch(
+            &self.sinks,
+            &self.store,
+            stream,
+            batch,
+            taken_before,
+            page,
+            shutdown,
+        )
+        .await?;
+        if delivery == Delivery::Cancelled {
             return Ok(Delivery::Cancelled);
         }
         stats.n_events += batch.len();
@@ -406,10 +409,6 @@ impl WindowReader {
                 stats.n_late += delays.len();
                 crate::metrics::emit::late_records(stream, scope.found_by(), &delays);
             }
-        }
-        if scope.records_ids() {
-            let delivered: Vec<Delivered> = batch.iter().map(|e| (e.id, e.time)).collect();
-            self.store.record_delivered(stream, delivered, page).await?;
         }
         batch.clear();
         self.progress.touch();

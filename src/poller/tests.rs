@@ -206,6 +206,62 @@ async fn a_failing_sink_holds_the_cursor_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_took_a_batch_is_not_handed_it_again_while_another_held_it() {
+    let harness = Harness::new(2_000).await;
+    let fast = MemorySink::new("fast");
+    let down = FailingSink::always("down", Failure::Retryable(None));
+    let poller = harness.poller(vec![Box::new(fast.clone()), Box::new(down.clone())]);
+    let shutdown = CancellationToken::new();
+    let walk = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { poller.run_live(STREAM, true, &shutdown).await })
+    };
+    // `fast` takes the batch at once; `down` holds it. Then the process goes away.
+    while down.calls() < 5 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    walk.await.expect("the walk runs").expect("cancelled, not failed");
+    let first = fast.ids();
+    assert!(!first.is_empty(), "the fast sink took the batch");
+    assert_eq!(harness.cursor().await, None, "the cursor waits for `down`");
+    let taken = harness.store.taken_since(STREAM, i64::MIN).await.unwrap();
+    assert_eq!(
+        taken.get("fast").map(HashSet::len),
+        Some(first.len()),
+        "what `fast` took is recorded for it alone"
+    );
+
+    // Restarted, `down` healed: it gets everything, `fast` only what it had not taken.
+    let fast_again = MemorySink::new("fast");
+    let healed = MemorySink::new("down");
+    harness
+        .run_once(vec![Box::new(fast_again.clone()), Box::new(healed.clone())])
+        .await
+        .expect("the walk succeeds");
+    let before: HashSet<&RecordId> = first.iter().collect();
+    let again = fast_again
+        .ids()
+        .iter()
+        .filter(|id| before.contains(id))
+        .count();
+    assert_eq!(again, 0, "`fast` is not handed again what it took");
+    harness.assert_every_event_once(&healed.ids());
+    let all: Vec<RecordId> = first.iter().copied().chain(fast_again.ids()).collect();
+    harness.assert_every_event_once(&all);
+    assert!(
+        harness
+            .store
+            .taken_since(STREAM, i64::MIN)
+            .await
+            .unwrap()
+            .is_empty(),
+        "once every sink took the batch, the per-sink rows go"
+    );
+    assert!(harness.cursor().await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_before_the_commit_rereads_only_what_was_not_acknowledged() {
     // 42,000 records, about 14,000 lifecycle events in one window of 9 pages: a batch ends
     // at the first page end past MAX_BATCH_EVENTS, with that page's nextPage link saved. The
@@ -285,7 +341,7 @@ async fn a_saved_link_the_server_no_longer_knows_falls_back_to_the_window_start(
     expired.pages = 1;
     harness
         .store
-        .record_delivered(STREAM, Vec::new(), Some(expired))
+        .record_delivered(STREAM, Vec::new(), Some(expired), Vec::new(), false)
         .await
         .unwrap();
     let sink = MemorySink::new("sink");

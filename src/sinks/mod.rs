@@ -1,9 +1,10 @@
 //! Sinks: destinations for normalized events, and the fan-out that delivers a batch to all.
 //!
 //! Delivery rule: a sink's `deliver` returns `Ok` only once every event of the batch is
-//! durably handed off. `SinkSet::deliver_all` returns only when every sink has acknowledged
-//! the batch, retrying the sinks that failed with a retryable error (backpressure: the poller
-//! waits), or stops at the first fatal error. The poller commits only after it returns `Ok`.
+//! durably handed off. `SinkSet::deliver_to` returns only when its sink has acknowledged the
+//! batch, retrying a retryable error (backpressure: the poller waits), or at a fatal error.
+//! The poller hands a batch to every sink at once and records each acknowledgement as it
+//! comes (`poller::fanout`).
 
 mod error;
 pub mod kafka;
@@ -43,6 +44,33 @@ pub trait Sink: Send + Sync {
 
     /// Delivers one batch; `Ok` only after every event is durably handed off.
     async fn deliver(&self, batch: &[LifecycleEvent]) -> Result<(), Error>;
+
+    /// Delivers one batch of `stream`: sinks that keep their own progress per stream (the
+    /// exactly-once Kafka sink) need its name; the others deliver as `deliver`.
+    async fn deliver_in(&self, batch: &[LifecycleEvent], stream: &str) -> Result<(), Error> {
+        let _ = stream;
+        self.deliver(batch).await
+    }
+
+    /// What the checkpoint stores with this sink's latest acknowledgement, for `resume`
+    /// after a restart: the file sink's file identity and length.
+    fn resume_state(&self) -> Option<String> {
+        None
+    }
+
+    /// Called once before the first delivery with the state stored with the last
+    /// acknowledged batch (`None` when none was). A sink may cut back output written after it;
+    /// a sink that keeps its own progress elsewhere returns it.
+    async fn resume(&self, state: Option<&str>) -> Result<Restored, Error> {
+        let _ = state;
+        Ok(Restored::default())
+    }
+
+    /// A stream's cursor moved: every event before `cursor.position_ms` was delivered.
+    async fn cursor_moved(&self, stream: &str, cursor: StreamCursor) -> Result<(), Error> {
+        let _ = (stream, cursor);
+        Ok(())
+    }
 
     /// Startup probe of connectivity and credentials. Most sinks have nothing to check.
     async fn healthcheck(&self) -> Result<(), Error> {
@@ -121,10 +149,37 @@ fn count_by_type(batch: &[LifecycleEvent], mut emit: impl FnMut(&str, u64)) {
 /// How long a delivery in flight may still take once shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// A stream's cursor, as sinks that keep their own progress see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamCursor {
+    /// Everything before this (epoch ms) was delivered.
+    pub position_ms: i64,
+    /// Where the stream's reading began.
+    pub origin_ms: i64,
+}
+
+/// What a sink that keeps its own progress (in Kafka) remembers of one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoredStream {
+    /// The stream key.
+    pub stream: String,
+    /// Its cursor, if one was committed.
+    pub cursor: Option<StreamCursor>,
+    /// Ids (with event times) of events the sink took.
+    pub ids: Vec<(crate::event::RecordId, Option<i64>)>,
+}
+
+/// What `Sink::resume` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// One entry per stream the sink remembers.
+    pub streams: Vec<RestoredStream>,
+}
+
 /// What happened to a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// Every sink acknowledged it.
+    /// The sink (or every sink) acknowledged it.
     Delivered,
     /// Shutdown came first; the batch is not acknowledged.
     Cancelled,
@@ -182,76 +237,106 @@ impl SinkSet {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Delivers `batch` to every sink; see the module docs for the rule.
-    pub async fn deliver_all(
+    /// How many sinks there are.
+    pub fn len(&self) -> usize {
+        self.sinks.len()
+    }
+
+    /// The name of sink `idx`.
+    pub fn name(&self, idx: usize) -> &str {
+        self.sinks[idx].name()
+    }
+
+    /// What the checkpoint stores with sink `idx`'s latest acknowledgement.
+    pub fn resume_state(&self, idx: usize) -> Option<String> {
+        self.sinks[idx].resume_state()
+    }
+
+    /// Hands every sink the state saved with its last acknowledged batch (by sink name),
+    /// before the first delivery: a sink that can cut back what it wrote past that does so.
+    /// Returns what sinks that keep their own progress remember.
+    pub async fn resume(
         &self,
+        states: &std::collections::HashMap<String, String>,
+    ) -> Result<Vec<(usize, Restored)>, Error> {
+        let mut restored = Vec::new();
+        for (idx, sink) in self.sinks.iter().enumerate() {
+            let found = sink
+                .resume(states.get(sink.name()).map(String::as_str))
+                .await?;
+            if !found.streams.is_empty() {
+                restored.push((idx, found));
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Tells every sink that a stream's cursor moved (a window was committed).
+    pub async fn cursor_moved(&self, stream: &str, cursor: StreamCursor) -> Result<(), Error> {
+        for sink in &self.sinks {
+            sink.cursor_moved(stream, cursor).await?;
+        }
+        Ok(())
+    }
+
+    /// Delivers `batch` of `stream` to sink `idx`, retrying a retryable failure with backoff
+    /// (the destination's `Retry-After` when it gave one) until the sink accepts, fails
+    /// fatally, or shutdown comes; a delivery in flight at shutdown gets `SHUTDOWN_GRACE`.
+    pub async fn deliver_to(
+        &self,
+        idx: usize,
         batch: &[LifecycleEvent],
+        stream: &str,
         shutdown: &CancellationToken,
     ) -> Result<Delivery, Error> {
         if batch.is_empty() {
             return Ok(Delivery::Delivered);
         }
-        let mut pending: Vec<usize> = (0..self.sinks.len()).collect();
+        let sink = &self.sinks[idx];
+        let name = sink.name();
         let mut attempt = 0u32;
-        let mut was_failing = false;
         loop {
-            let deliveries = pending.iter().map(|&idx| async move {
-                let started = std::time::Instant::now();
-                let result = self.sinks[idx].deliver(batch).await;
-                (result, started.elapsed())
-            });
+            let started = std::time::Instant::now();
             // A delivery in flight at shutdown gets a grace period to finish, so a sink is not
             // cut off in the middle of a write (a half-written line, a half-sent request).
             let abandon = async {
                 shutdown.cancelled().await;
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
             };
-            let results = tokio::select! {
+            let result = tokio::select! {
                 () = abandon => return Ok(Delivery::Cancelled),
-                results = futures::future::join_all(deliveries) => results,
+                result = sink.deliver_in(batch, stream) => result,
             };
-            let mut still_pending = Vec::new();
-            let mut wait = None::<Duration>;
-            for (&idx, (result, elapsed)) in pending.iter().zip(results) {
-                let name = self.sinks[idx].name();
-                if result.is_err() {
-                    crate::metrics::emit::sink_failure(name);
-                }
-                crate::metrics::emit::sink_up(name, result.is_ok());
-                match result {
-                    Ok(()) => {
-                        crate::metrics::emit::sink_delivery(name, elapsed.as_secs_f64());
-                        count_by_type(batch, |event_type, n| {
-                            crate::metrics::emit::events_delivered(name, event_type, n)
-                        });
-                    }
-                    Err(error) if error.is_retryable() => {
-                        if !was_failing {
-                            tracing::warn!(sink = self.sinks[idx].name(), error = %error, "Sink delivery failed; holding the batch and retrying.");
-                        } else {
-                            tracing::debug!(sink = self.sinks[idx].name(), error = %error, "Sink delivery still failing.");
-                        }
-                        let asked = error
-                            .retry_after()
-                            .unwrap_or_else(|| self.backoff.delay(attempt));
-                        wait = Some(wait.map_or(asked, |w| w.max(asked)));
-                        still_pending.push(idx);
-                    }
-                    Err(error) => return Err(error),
-                }
+            if result.is_err() {
+                crate::metrics::emit::sink_failure(name);
             }
-            if still_pending.is_empty() {
-                if was_failing {
-                    tracing::info!(n_events = batch.len(), "Sink delivery recovered.");
+            crate::metrics::emit::sink_up(name, result.is_ok());
+            let error = match result {
+                Ok(()) => {
+                    crate::metrics::emit::sink_delivery(name, started.elapsed().as_secs_f64());
+                    count_by_type(batch, |event_type, n| {
+                        crate::metrics::emit::events_delivered(name, event_type, n)
+                    });
+                    if attempt > 0 {
+                        tracing::info!(sink = name, n_events = batch.len(), "Sink delivery recovered.");
+                    }
+                    return Ok(Delivery::Delivered);
                 }
-                return Ok(Delivery::Delivered);
+                Err(error) if error.is_retryable() => error,
+                Err(error) => return Err(error),
+            };
+            if attempt == 0 {
+                tracing::warn!(sink = name, error = %error, "Sink delivery failed; holding the batch and retrying.");
+            } else {
+                tracing::debug!(sink = name, error = %error, "Sink delivery still failing.");
             }
-            was_failing = true;
-            pending = still_pending;
+            let wait = error
+                .retry_after()
+                .unwrap_or_else(|| self.backoff.delay(attempt));
             attempt = attempt.saturating_add(1);
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(Delivery::Cancelled),
-                () = tokio::time::sleep(wait.unwrap_or_default()) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -279,22 +364,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failing_sink_is_retried_until_it_accepts_and_only_it() {
-        let healthy = MemorySink::new("healthy");
+    async fn a_failing_sink_is_retried_until_it_accepts() {
         let flaky = FailingSink::new("flaky", Failure::Retryable(None), 0, 3);
-        let set = sink_set(vec![Box::new(healthy.clone()), Box::new(flaky.clone())]);
+        let set = sink_set(vec![Box::new(flaky.clone())]);
         let batch = events(3);
-        let delivery = set.deliver_all(&batch, &CancellationToken::new()).await;
+        let started = Instant::now();
+        let delivery = set
+            .deliver_to(0, &batch, "live:test", &CancellationToken::new())
+            .await;
         assert_eq!(delivery.unwrap(), Delivery::Delivered);
         assert_eq!(flaky.calls(), 4, "three failures, then the accepted call");
-        assert_eq!(flaky.accepted().batches().len(), 1);
-        assert_eq!(
-            healthy.batches().len(),
-            1,
-            "the sink that accepted is not handed the batch again while another retries"
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1500) && waited <= Duration::from_secs(3),
+            "three backoff waits of 0.5-1 s: {waited:?}"
         );
         assert_eq!(
-            healthy.ids(),
+            flaky.accepted().ids(),
             batch.iter().map(|e| e.id).collect::<Vec<_>>()
         );
     }
@@ -304,7 +390,7 @@ mod tests {
         let broken = FailingSink::always("broken", Failure::Fatal);
         let set = sink_set(vec![Box::new(broken.clone())]);
         let error = set
-            .deliver_all(&events(2), &CancellationToken::new())
+            .deliver_to(0, &events(2), "live:test", &CancellationToken::new())
             .await
             .unwrap_err();
         assert!(!error.is_retryable());
@@ -319,7 +405,10 @@ mod tests {
         let set = sink_set(vec![Box::new(quick.clone())]);
         let shutdown = CancellationToken::new();
         shutdown.cancel();
-        let delivery = set.deliver_all(&events(1), &shutdown).await.unwrap();
+        let delivery = set
+            .deliver_to(0, &events(1), "live:test", &shutdown)
+            .await
+            .unwrap();
         assert_eq!(delivery, Delivery::Delivered);
         assert_eq!(quick.batches().len(), 1);
 
@@ -333,7 +422,10 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(10)).await;
             cancel.cancel();
         });
-        let delivery = set.deliver_all(&events(1), &shutdown).await.unwrap();
+        let delivery = set
+            .deliver_to(0, &events(1), "live:test", &shutdown)
+            .await
+            .unwrap();
         assert_eq!(delivery, Delivery::Cancelled);
         assert_eq!(started.elapsed(), Duration::from_secs(10) + SHUTDOWN_GRACE);
         assert!(stuck.batches().is_empty());
@@ -350,45 +442,44 @@ mod tests {
             cancel.cancel();
         });
         let started = Instant::now();
-        let delivery = set.deliver_all(&events(1), &shutdown).await.unwrap();
+        let delivery = set
+            .deliver_to(0, &events(1), "live:test", &shutdown)
+            .await
+            .unwrap();
         assert_eq!(delivery, Delivery::Cancelled);
         assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_largest_retry_after_wins() {
-        let short = FailingSink::new(
-            "short",
-            Failure::Retryable(Some(Duration::from_secs(5))),
-            0,
-            1,
-        );
-        let long = FailingSink::new(
-            "long",
+    async fn the_destinations_retry_after_is_the_wait() {
+        let slow_down = FailingSink::new(
+            "slow_down",
             Failure::Retryable(Some(Duration::from_secs(30))),
             0,
             1,
         );
-        let set = sink_set(vec![Box::new(short.clone()), Box::new(long.clone())]);
+        let set = sink_set(vec![Box::new(slow_down.clone())]);
         let started = Instant::now();
         let delivery = set
-            .deliver_all(&events(1), &CancellationToken::new())
+            .deliver_to(0, &events(1), "live:test", &CancellationToken::new())
             .await
             .unwrap();
         assert_eq!(delivery, Delivery::Delivered);
         assert_eq!(
             started.elapsed(),
             Duration::from_secs(30),
-            "one wait, as long as the longest a destination asked for"
+            "as long as the destination asked for, not the 1 s backoff"
         );
-        assert_eq!((short.calls(), long.calls()), (2, 2));
+        assert_eq!(slow_down.calls(), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_empty_batch_reaches_no_sink() {
         let broken = FailingSink::always("broken", Failure::Fatal);
         let set = sink_set(vec![Box::new(broken.clone())]);
-        let delivery = set.deliver_all(&[], &CancellationToken::new()).await;
+        let delivery = set
+            .deliver_to(0, &[], "live:test", &CancellationToken::new())
+            .await;
         assert_eq!(delivery.unwrap(), Delivery::Delivered);
         assert_eq!(broken.calls(), 0);
     }
