@@ -4,8 +4,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::checkpoint::sqlite::{insert_delivered, upsert_cursor};
 use crate::checkpoint::sink_progress::SinkAck;
+use crate::checkpoint::sqlite::{insert_delivered, upsert_cursor};
 use crate::checkpoint::{Cursor, Delivered};
 
 /// What a window was walked for.
@@ -605,7 +605,16 @@ mod tests {
                 events: 2,
                 ..PageDone::new(&window)
             };
-            record_page(&mut c, "live:a", &[], Some(&page), &[], false, 10 + i64::from(n)).unwrap();
+            record_page(
+                &mut c,
+                "live:a",
+                &[],
+                Some(&page),
+                &[],
+                false,
+                10 + i64::from(n),
+            )
+            .unwrap();
         }
         let point = resume_point(&mut c, &window)
             .unwrap()

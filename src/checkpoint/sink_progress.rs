@@ -57,7 +57,12 @@ pub fn record_taken(
              VALUES (?1, ?2, ?3, ?4)",
         )?;
         for (id, time) in delivered {
-            insert.execute(params![stream, time.unwrap_or(UNTIMED), &id.0[..], ack.sink])?;
+            insert.execute(params![
+                stream,
+                time.unwrap_or(UNTIMED),
+                &id.0[..],
+                ack.sink
+            ])?;
         }
     }
     save_state(&tx, ack, now_ms)?;

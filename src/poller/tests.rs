@@ -221,7 +221,9 @@ async fn a_sink_that_took_a_batch_is_not_handed_it_again_while_another_held_it()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     shutdown.cancel();
-    walk.await.expect("the walk runs").expect("cancelled, not failed");
+    walk.await
+        .expect("the walk runs")
+        .expect("cancelled, not failed");
     let first = fast.ids();
     assert!(!first.is_empty(), "the fast sink took the batch");
     assert_eq!(harness.cursor().await, None, "the cursor waits for `down`");

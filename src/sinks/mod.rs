@@ -7,6 +7,7 @@
 //! comes (`poller::fanout`).
 
 mod error;
+pub mod file;
 pub mod kafka;
 mod stdout;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use crate::config::ConfigError;
 use crate::event::LifecycleEvent;
 
 pub use error::Error;
+pub use file::{FileConfig, FileSink};
 pub use kafka::{KafkaConfig, KafkaSink};
 pub use stdout::{StdoutConfig, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};
@@ -89,6 +91,8 @@ pub trait Sink: Send + Sync {
 pub enum SinkConfig {
     /// Newline-delimited JSON on standard output.
     Stdout(StdoutConfig),
+    /// Newline-delimited JSON appended to a local file, exactly once across crashes.
+    File(FileConfig),
     /// One message per event through an idempotent Kafka producer.
     Kafka(KafkaConfig),
     /// Batched, signed HTTP POSTs.
@@ -101,6 +105,7 @@ impl SinkConfig {
     pub fn name(&self) -> &str {
         match self {
             SinkConfig::Stdout(config) => config.name.as_deref().unwrap_or("stdout"),
+            SinkConfig::File(config) => config.sink_name(),
             SinkConfig::Kafka(config) => config.sink_name(),
             SinkConfig::Webhook(config) => config.name.as_deref().unwrap_or("webhook"),
         }
@@ -110,6 +115,7 @@ impl SinkConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         match self {
             SinkConfig::Stdout(config) => config.validate(),
+            SinkConfig::File(config) => config.validate(),
             SinkConfig::Kafka(config) => config.validate(),
             SinkConfig::Webhook(config) => config.validate(),
         }
@@ -119,6 +125,7 @@ impl SinkConfig {
     pub fn warnings(&self) -> Vec<String> {
         match self {
             SinkConfig::Stdout(_) => Vec::new(),
+            SinkConfig::File(config) => config.warnings(),
             SinkConfig::Kafka(config) => config.warnings(),
             SinkConfig::Webhook(config) => config.warnings(),
         }
@@ -129,6 +136,7 @@ impl SinkConfig {
         let name = self.name().to_string();
         match self {
             SinkConfig::Stdout(_) => Ok(Box::new(StdoutSink::new(name))),
+            SinkConfig::File(config) => Ok(Box::new(FileSink::new(name, config))),
             SinkConfig::Kafka(config) => Ok(Box::new(KafkaSink::build(name, config, context)?)),
             SinkConfig::Webhook(config) => Ok(Box::new(WebhookSink::build(name, config, context)?)),
         }
@@ -318,7 +326,11 @@ impl SinkSet {
                         crate::metrics::emit::events_delivered(name, event_type, n)
                     });
                     if attempt > 0 {
-                        tracing::info!(sink = name, n_events = batch.len(), "Sink delivery recovered.");
+                        tracing::info!(
+                            sink = name,
+                            n_events = batch.len(),
+                            "Sink delivery recovered."
+                        );
                     }
                     return Ok(Delivery::Delivered);
                 }
