@@ -36,11 +36,13 @@ impl Loaded {
         credentials_directory: Option<&Path>,
     ) -> Result<Loaded, ConfigError> {
         let credentials = Credentials::resolve(&config.lacework, credentials_directory)?;
+        let id_retention = config.state.effective_retention(&config.poll);
         Ok(Loaded {
             config,
             credentials,
             sink_context: BuildContext {
                 credentials_directory: credentials_directory.map(PathBuf::from),
+                id_retention,
             },
         })
     }

@@ -35,6 +35,9 @@ pub use webhook::{WebhookConfig, WebhookSink};
 pub struct BuildContext {
     /// systemd's `$CREDENTIALS_DIRECTORY`, expanded in credential file paths.
     pub credentials_directory: Option<PathBuf>,
+    /// How long delivered ids are remembered (`state.retention`): sinks that keep their own
+    /// record of ids keep it as long.
+    pub id_retention: Duration,
 }
 
 /// A destination for events. Implementations must be cancel-safe at batch granularity:
@@ -137,7 +140,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Stdout(_) => Ok(Box::new(StdoutSink::new(name))),
             SinkConfig::File(config) => Ok(Box::new(FileSink::new(name, config))),
-            SinkConfig::Kafka(config) => Ok(Box::new(KafkaSink::build(name, config, context)?)),
+            SinkConfig::Kafka(config) => KafkaSink::build(name, config, context),
             SinkConfig::Webhook(config) => Ok(Box::new(WebhookSink::build(name, config, context)?)),
         }
     }

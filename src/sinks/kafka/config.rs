@@ -67,6 +67,21 @@ pub struct KafkaConfig {
     /// acknowledged by then was never acknowledged to the poller, so it is not committed.
     #[serde(default = "default_flush_timeout", with = "humantime_serde")]
     pub flush_timeout: Duration,
+    /// Exactly once for `read_committed` consumers: a transactional producer writes each
+    /// batch's events and a record of their ids to `state_topic` in one transaction, and the
+    /// stream's cursor there after each window. At start the sink reads its progress back from
+    /// `state_topic` and it is trusted over the state file, so a deployment whose only sink is
+    /// this one needs no local state. A second process with the same `transactional_id`
+    /// fences this one, which stops (exit 1).
+    #[serde(default)]
+    pub exactly_once: bool,
+    /// The compacted topic holding the sink's progress (`exactly_once`); created with
+    /// `cleanup.policy = compact` when missing. Default `lacework-audit-exporter-state`.
+    pub state_topic: Option<String>,
+    /// librdkafka's `transactional.id` (`exactly_once`): the same across restarts and hosts,
+    /// different for every deployment writing to one cluster. Default
+    /// `lacework-audit-exporter-<sink name>`.
+    pub transactional_id: Option<String>,
     /// librdkafka properties, passed as they are, for anything not named above, e.g.
     /// `"security.protocol" = "SASL_SSL"`, `"sasl.mechanisms" = "SCRAM-SHA-512"`,
     /// `"sasl.username" = "exporter"`, `"compression.type" = "zstd"`,
@@ -159,7 +174,7 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ("delivery.timeout.ms", "set `delivery_timeout` instead"),
     (
         "transactional.id",
-        "transactions are not supported: the idempotent producer and event ids give at-least-once delivery without duplicates on retries",
+        "set `exactly_once = true` (and `transactional_id`) instead",
     ),
 ];
 
@@ -215,6 +230,30 @@ impl KafkaConfig {
                 return invalid(&key, "must be true or false".into());
             }
         }
+        if self.exactly_once {
+            if !self.idempotence() {
+                return invalid(
+                    "properties.\"enable.idempotence\"",
+                    "must be true with exactly_once = true".into(),
+                );
+            }
+            if let Err(message) = check_topic_name(self.state_topic()) {
+                return invalid("state_topic", message);
+            }
+            if self.transactional_id().trim().is_empty() {
+                return invalid("transactional_id", "is empty".into());
+            }
+        } else if self.state_topic.is_some() {
+            return invalid(
+                "state_topic",
+                "is only used with exactly_once = true".into(),
+            );
+        } else if self.transactional_id.is_some() {
+            return invalid(
+                "transactional_id",
+                "is only used with exactly_once = true".into(),
+            );
+        }
         if self.idempotence() && !self.acks_all() {
             return invalid(
                 "properties.\"acks\"",
@@ -252,6 +291,20 @@ impl KafkaConfig {
             ));
         }
         warnings
+    }
+
+    /// The topic holding an exactly-once sink's progress.
+    pub(crate) fn state_topic(&self) -> &str {
+        self.state_topic
+            .as_deref()
+            .unwrap_or("lacework-audit-exporter-state")
+    }
+
+    /// The transactional id of an exactly-once sink.
+    pub(crate) fn transactional_id(&self) -> String {
+        self.transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("lacework-audit-exporter-{}", self.sink_name()))
     }
 
     /// Whether the producer is idempotent (`enable.idempotence`, default true).
@@ -302,6 +355,9 @@ impl KafkaConfig {
             "message.timeout.ms".into(),
             self.delivery_timeout.as_millis().to_string(),
         );
+        if self.exactly_once {
+            properties.insert("transactional.id".into(), self.transactional_id());
+        }
         properties
     }
 }
@@ -316,6 +372,22 @@ fn parse_bool(value: &PropertyValue) -> Option<bool> {
         },
         PropertyValue::Integer(_) | PropertyValue::Float(_) => None,
     }
+}
+
+/// Checks a fixed topic name: 1 to 249 characters of `A-Z a-z 0-9 . _ -`.
+fn check_topic_name(topic: &str) -> Result<(), String> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if topic.is_empty()
+        || topic.len() > 249
+        || !topic.chars().all(legal)
+        || topic == "."
+        || topic == ".."
+    {
+        return Err(format!(
+            "{topic:?} is not a topic name (1 to 249 characters of A-Z a-z 0-9 . _ -)"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a comma-separated broker list: `host:port`, `host`, `[v6]:port`, with an optional
@@ -389,6 +461,46 @@ mod tests {
             }
             (got, want) => panic!("{extra}: got {got:?}, expected {want:?}"),
         }
+    }
+
+    #[test]
+    fn exactly_once_settings() {
+        check("exactly_once = true", Ok(()));
+        check(
+            "exactly_once = true\nstate_topic = \"lae.state\"\ntransactional_id = \"lae-prod\"",
+            Ok(()),
+        );
+        check(
+            "exactly_once = true\nstate_topic = \"lae state\"",
+            Err(("state_topic", "not a topic name")),
+        );
+        check(
+            "state_topic = \"lae.state\"",
+            Err(("state_topic", "only used with exactly_once")),
+        );
+        check(
+            "transactional_id = \"x\"",
+            Err(("transactional_id", "only used with exactly_once")),
+        );
+        check(
+            "exactly_once = true\nproperties = { \"enable.idempotence\" = false }",
+            Err(("properties.\"enable.idempotence\"", "exactly_once")),
+        );
+        check(
+            "properties = { \"transactional.id\" = \"x\" }",
+            Err(("properties.\"transactional.id\"", "exactly_once = true")),
+        );
+        let config = parse("exactly_once = true\nname = \"siem\"");
+        assert_eq!(config.state_topic(), "lacework-audit-exporter-state");
+        assert_eq!(
+            config.librdkafka_properties()["transactional.id"],
+            "lacework-audit-exporter-siem"
+        );
+        assert!(
+            !parse("")
+                .librdkafka_properties()
+                .contains_key("transactional.id")
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod health;
 mod record;
 mod sink;
 mod topic;
+mod transactional;
 
 pub use config::{KafkaConfig, KafkaKey};
 pub use sink::KafkaSink;

@@ -31,6 +31,7 @@ use crate::sinks::kafka::classify::{Class, classify};
 use crate::sinks::kafka::config::KafkaFormat;
 use crate::sinks::kafka::health::{Health, KafkaContext};
 use crate::sinks::kafka::record::Message;
+use crate::sinks::kafka::transactional::TransactionalKafkaSink;
 use crate::sinks::kafka::{KafkaConfig, KafkaKey, TopicTemplate};
 use crate::sinks::{BuildContext, Error, Sink};
 
@@ -58,31 +59,40 @@ pub struct KafkaSink {
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 impl KafkaSink {
-    /// Reads the password file and creates the producer. librdkafka connects in the
-    /// background; nothing here waits for the network.
+    /// Reads the password file and creates the producer: transactional with `exactly_once`.
+    /// librdkafka connects in the background; nothing here waits for the network.
     pub fn build(
         name: String,
         config: &KafkaConfig,
         context: &BuildContext,
+    ) -> Result<Box<dyn Sink>, Error> {
+        let client_config = client_config(&name, config, context)?;
+        if config.exactly_once {
+            return Ok(Box::new(TransactionalKafkaSink::build(
+                name,
+                config,
+                client_config,
+                context.id_retention,
+            )?));
+        }
+        Ok(Box::new(KafkaSink::with_client_config(
+            name,
+            config,
+            client_config,
+        )?))
+    }
+
+    fn with_client_config(
+        name: String,
+        config: &KafkaConfig,
+        client_config: ClientConfig,
     ) -> Result<KafkaSink, Error> {
         let fatal = |message: String| Error::Fatal {
             sink: name.clone(),
             message,
         };
-        // JSON is the only value format; a new one must be handled here before it compiles.
-        let KafkaFormat::Json = config.format;
         let topic =
             TopicTemplate::parse(&config.topic).map_err(|m| fatal(format!("topic: {m}")))?;
-        let mut client_config = ClientConfig::new();
-        for (property, value) in config.librdkafka_properties() {
-            client_config.set(property, value);
-        }
-        if let Some(path) = &config.password_file {
-            let password = read_secret(path, context.credentials_directory.as_deref())
-                .map_err(|m| fatal(format!("password_file: {m}")))?;
-            client_config.set("sasl.password", password.expose());
-        }
-        client_config.set_log_level(RDKafkaLogLevel::Info);
         let health = Arc::new(Health::new(name.clone(), config.sasl_mechanism()));
         let producer = create_producer(&client_config, &health)
             .map_err(|m| fatal(format!("properties: {m}")))?;
@@ -227,9 +237,34 @@ impl KafkaSink {
     }
 }
 
+/// librdkafka's configuration for the sink, with the password read from its file.
+fn client_config(
+    name: &str,
+    config: &KafkaConfig,
+    context: &BuildContext,
+) -> Result<ClientConfig, Error> {
+    let fatal = |message: String| Error::Fatal {
+        sink: name.to_string(),
+        message,
+    };
+    // JSON is the only value format; a new one must be handled here before it compiles.
+    let KafkaFormat::Json = config.format;
+    let mut client_config = ClientConfig::new();
+    for (property, value) in config.librdkafka_properties() {
+        client_config.set(property, value);
+    }
+    if let Some(path) = &config.password_file {
+        let password = read_secret(path, context.credentials_directory.as_deref())
+            .map_err(|m| fatal(format!("password_file: {m}")))?;
+        client_config.set("sasl.password", password.expose());
+    }
+    client_config.set_log_level(RDKafkaLogLevel::Info);
+    Ok(client_config)
+}
+
 /// Creates a producer reporting into `health`; the error is librdkafka's own message (which
 /// names a bad property, never a value).
-fn create_producer(
+pub(crate) fn create_producer(
     client_config: &ClientConfig,
     health: &Arc<Health>,
 ) -> Result<FutureProducer<KafkaContext>, String> {
@@ -505,7 +540,9 @@ mod tests {
         );
         let config: KafkaConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
         config.validate().unwrap();
-        Arc::new(KafkaSink::build(name.into(), &config, &BuildContext::default()).unwrap())
+        let context = BuildContext::default();
+        let client_config = client_config(name, &config, &context).unwrap();
+        Arc::new(KafkaSink::with_client_config(name.into(), &config, client_config).unwrap())
     }
 
     fn metric(name: &str, sink: &str) -> Option<f64> {
