@@ -107,7 +107,7 @@ pub async fn replay(
             .map(str::to_string)
             .collect()
     };
-    let parts = Parts::build(&loaded, &sinks).await?;
+    let parts = Parts::build_for_replay(&loaded, &sinks, &job).await?;
     parts.check_sinks_at_start().await?;
     let shutdown = shutdown_on_signals();
     tracing::info!(

@@ -43,6 +43,7 @@ impl Loaded {
             sink_context: BuildContext {
                 credentials_directory: credentials_directory.map(PathBuf::from),
                 id_retention,
+                transactional_id_suffix: None,
             },
         })
     }

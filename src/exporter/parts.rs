@@ -13,7 +13,7 @@ use crate::lacework::{ClientOptions, LaceworkClient};
 use crate::normalize::Normalizer;
 use crate::poller::{Poller, PollerParts};
 use crate::service::Progress;
-use crate::sinks::{SinkConfig, SinkSet};
+use crate::sinks::{BuildContext, SinkConfig, SinkSet};
 
 /// The parts of a walk. Building them reads credential files and certificates but connects
 /// nowhere.
@@ -33,6 +33,26 @@ pub(crate) struct Parts {
 impl Parts {
     /// Builds the parts delivering to the sinks named in `sink_names` (all when empty).
     pub(crate) async fn build(loaded: &Loaded, sink_names: &[String]) -> Result<Parts, Error> {
+        Parts::build_with(loaded, sink_names, &loaded.sink_context).await
+    }
+
+    /// Builds the parts of replay `job`: an exactly-once Kafka sink gets a transactional id
+    /// of its own (`<id>-replay-<job>`), so the replay never fences the daemon.
+    pub(crate) async fn build_for_replay(
+        loaded: &Loaded,
+        sink_names: &[String],
+        job: &ReplayJob,
+    ) -> Result<Parts, Error> {
+        let mut context = loaded.sink_context.clone();
+        context.transactional_id_suffix = Some(format!("replay-{}", job.id));
+        Parts::build_with(loaded, sink_names, &context).await
+    }
+
+    async fn build_with(
+        loaded: &Loaded,
+        sink_names: &[String],
+        context: &BuildContext,
+    ) -> Result<Parts, Error> {
         let config = &loaded.config;
         let selected = select_sinks(&config.sinks, sink_names)?;
         let client = LaceworkClient::new(
@@ -46,7 +66,7 @@ impl Parts {
             .clone()
             .or_else(|| config.lacework.account.clone());
         let normalizer = Normalizer::new(&config.events, default_account).map_err(Error::Rules)?;
-        let sinks = SinkSet::build(&selected, &loaded.sink_context)
+        let sinks = SinkSet::build(&selected, context)
             .await
             .map_err(Error::SinkConfig)?;
         Ok(Parts {

@@ -111,12 +111,13 @@ impl Poller {
 
     /// Hands every sink the state saved with its last acknowledged batch, before the first
     /// delivery of a walk (the file sink cuts back what it wrote after it), and takes in what
-    /// sinks that keep their own progress in Kafka remember, trusting it over this file.
-    async fn resume_sinks(&self) -> Result<(), Error> {
+    /// sinks that keep their own progress in Kafka remember of `walked`, trusting it over
+    /// this file.
+    async fn resume_sinks(&self, walked: &str) -> Result<(), Error> {
         let states = self.store.sink_states().await?;
         let sole = self.sinks.len() == 1;
         for (idx, restored) in self.sinks.resume(&states).await? {
-            for stream in restored.streams {
+            for stream in restored.streams.into_iter().filter(|s| s.stream == walked) {
                 tracing::info!(
                     sink = self.sinks.name(idx),
                     stream = stream.stream,
@@ -174,7 +175,7 @@ impl Poller {
             self.poll.interval.min(self.poll.window)
         };
         let mut resweep = Resweep::new(&self.poll);
-        self.resume_sinks().await?;
+        self.resume_sinks(stream).await?;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -432,7 +433,7 @@ impl Poller {
         let stream = job.stream();
         let mut position = job.position_ms;
         let mut max_window = self.poll.window;
-        self.resume_sinks().await?;
+        self.resume_sinks(&stream).await?;
         while position < job.to_ms {
             if shutdown.is_cancelled() {
                 return Ok(ReplayOutcome::Interrupted);

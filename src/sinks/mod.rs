@@ -38,6 +38,9 @@ pub struct BuildContext {
     /// How long delivered ids are remembered (`state.retention`): sinks that keep their own
     /// record of ids keep it as long.
     pub id_retention: Duration,
+    /// Appended to an exactly-once Kafka sink's transactional id (`replay-<job>`), so a
+    /// replay never fences the daemon writing through the same sink.
+    pub transactional_id_suffix: Option<String>,
 }
 
 /// A destination for events. Implementations must be cancel-safe at batch granularity:

@@ -66,12 +66,18 @@ impl KafkaSink {
         config: &KafkaConfig,
         context: &BuildContext,
     ) -> Result<Box<dyn Sink>, Error> {
-        let client_config = client_config(&name, config, context)?;
+        let mut client_config = client_config(&name, config, context)?;
         if config.exactly_once {
+            let mut transactional_id = config.transactional_id();
+            if let Some(suffix) = &context.transactional_id_suffix {
+                transactional_id = format!("{transactional_id}-{suffix}");
+            }
+            client_config.set("transactional.id", &transactional_id);
             return Ok(Box::new(TransactionalKafkaSink::build(
                 name,
                 config,
                 client_config,
+                transactional_id,
                 context.id_retention,
             )?));
         }

@@ -110,6 +110,7 @@ impl TransactionalKafkaSink {
         name: String,
         config: &KafkaConfig,
         client_config: ClientConfig,
+        transactional_id: String,
         id_retention: Duration,
     ) -> Result<TransactionalKafkaSink, Error> {
         let fatal = |message: String| Error::Fatal {
@@ -130,7 +131,7 @@ impl TransactionalKafkaSink {
             topic,
             key: config.key,
             state_topic: config.state_topic().to_string(),
-            transactional_id: config.transactional_id(),
+            transactional_id,
             reader_config,
             health,
             producer,
