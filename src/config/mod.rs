@@ -139,6 +139,7 @@ impl Config {
             ));
         }
         let mut names = std::collections::HashSet::new();
+        let mut files = std::collections::HashSet::new();
         for (idx, sink) in self.sinks.iter().enumerate() {
             sink.validate().map_err(|mut error| {
                 error.key = Some(match error.key {
@@ -153,6 +154,17 @@ impl Config {
                     format!(
                         "sink name {:?} is used twice: give each sink a unique name",
                         sink.name()
+                    ),
+                ));
+            }
+            if let SinkConfig::File(file) = sink
+                && !files.insert(&file.path)
+            {
+                return Err(ConfigError::invalid(
+                    format!("sinks[{idx}].path"),
+                    format!(
+                        "{} is the path of another file sink: one file has one writer",
+                        file.path.display()
                     ),
                 ));
             }
@@ -373,6 +385,12 @@ type = "stdout"
             Some("sinks[1].name"),
             Some(9),
             "used twice",
+        );
+        check_error(
+            "[[sinks]]\ntype = \"file\"\nname = \"a\"\npath = \"/var/log/e.ndjson\"\n[[sinks]]\ntype = \"file\"\nname = \"b\"\npath = \"/var/log/e.ndjson\"\n",
+            Some("sinks[2].path"),
+            Some(16),
+            "one writer",
         );
         check_error(
             "[[sinks]]\ntype = \"carrier-pigeon\"\n",
