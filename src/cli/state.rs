@@ -41,17 +41,43 @@ pub async fn state(
             for s in &streams {
                 ledgers.push(Ledger::read(&store, &s.stream).await?);
             }
+            let sink_states = store.sink_states().await.map_err(Failure::runtime)?;
+            let mut ahead = Vec::new();
+            for s in &streams {
+                let taken = store
+                    .taken_since(&s.stream, i64::MIN)
+                    .await
+                    .map_err(Failure::runtime)?;
+                let mut counts: Vec<(String, usize)> = taken
+                    .into_iter()
+                    .map(|(sink, ids)| (sink, ids.len()))
+                    .collect();
+                counts.sort();
+                ahead.push(counts);
+            }
             let now = now_ms();
             if *json {
                 let value = json!({
                     "state_path": config.state.path,
                     "live_stream": stream,
-                    "streams": streams.iter().zip(&ledgers).map(|(s, ledger)| json!({
+                    // What sinks that can cut back their output resume from (the file sink:
+                    // its file's device, inode and committed length).
+                    "sink_states": sink_states.iter().map(|(sink, state)| json!({
+                        "sink": sink,
+                        "state": serde_json::from_str::<serde_json::Value>(state)
+                            .unwrap_or_else(|_| json!(state)),
+                    })).collect::<Vec<_>>(),
+                    "streams": streams.iter().zip(ledgers.iter().zip(&ahead)).map(|(s, (ledger, ahead))| json!({
                         "stream": s.stream,
                         "checkpoint": s.position_ms.and_then(format_time_ms),
                         "lag_seconds": s.position_ms.map(|p| (now - p) / 1000),
                         "updated_at": s.updated_at_ms.and_then(format_time_ms),
                         "remembered_ids": s.n_delivered_ids,
+                        // Ids single sinks took while another still holds the batch.
+                        "sinks_ahead": ahead
+                            .iter()
+                            .map(|(sink, n)| json!({"sink": sink, "ids": n}))
+                            .collect::<Vec<_>>(),
                         "resweep": ledger.resweep.as_ref().map(|r| json!({
                             "started_at": format_time_ms(r.started_at_ms),
                             "finished_at": r.finished_at_ms.and_then(format_time_ms),
@@ -81,7 +107,7 @@ pub async fn state(
                     humantime::format_duration(config.poll.lookback)
                 ));
             }
-            for (s, ledger) in streams.iter().zip(&ledgers) {
+            for (s, (ledger, ahead)) in streams.iter().zip(ledgers.iter().zip(&ahead)) {
                 let mine = if s.stream == stream {
                     " (this configuration)"
                 } else {
@@ -102,7 +128,20 @@ pub async fn state(
                     text.push_str(&format!("  updated:        {}\n", show_time(updated)));
                 }
                 text.push_str(&format!("  remembered ids: {}\n", s.n_delivered_ids));
+                for (sink, n) in ahead {
+                    text.push_str(&format!(
+                        "  sink {sink}: took {n} ids another sink has not taken yet\n"
+                    ));
+                }
                 ledger.describe(&mut text);
+            }
+            let mut sink_names: Vec<&String> = sink_states.keys().collect();
+            sink_names.sort();
+            for sink in sink_names {
+                text.push_str(&format!(
+                    "sink {sink}: resumes from {}\n",
+                    sink_states[sink]
+                ));
             }
             for r in &replays {
                 text.push_str(&format!(
