@@ -243,6 +243,17 @@ impl KafkaConfig {
             if self.transactional_id().trim().is_empty() {
                 return invalid("transactional_id", "is empty".into());
             }
+            // librdkafka refuses a message timeout longer than the transaction's.
+            if let Some(PropertyValue::Integer(ms)) = self.properties.get("transaction.timeout.ms")
+                && u128::try_from(*ms).is_ok_and(|ms| ms < self.delivery_timeout.as_millis())
+            {
+                return invalid(
+                    "delivery_timeout",
+                    format!(
+                        "must not exceed properties.\"transaction.timeout.ms\" ({ms} ms) with exactly_once = true"
+                    ),
+                );
+            }
         } else if self.state_topic.is_some() {
             return invalid(
                 "state_topic",
@@ -473,6 +484,14 @@ mod tests {
         check(
             "exactly_once = true\nstate_topic = \"lae state\"",
             Err(("state_topic", "not a topic name")),
+        );
+        check(
+            "exactly_once = true\nproperties = { \"transaction.timeout.ms\" = 5000 }",
+            Err(("delivery_timeout", "transaction.timeout.ms")),
+        );
+        check(
+            "exactly_once = true\ndelivery_timeout = \"5s\"\nproperties = { \"transaction.timeout.ms\" = 5000 }",
+            Ok(()),
         );
         check(
             "state_topic = \"lae.state\"",
