@@ -2,13 +2,16 @@
 //! with real SQLite state files in temporary directories.
 
 mod capacity;
+mod chaos;
 mod classify;
 mod cli;
 mod daemon;
 mod demo;
+mod exactly_once;
 mod faults;
 mod kafka;
 mod never_miss;
+mod never_repeat;
 mod replay;
 mod run;
 mod security;

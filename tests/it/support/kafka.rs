@@ -5,12 +5,18 @@
 //! `./scripts/test.sh` installs tansu and exports `TANSU_BIN`. Without it the tests fail with
 //! a message saying so: a Kafka test never passes without a broker. `KAFKA_BOOTSTRAP`, when
 //! set, points the tests that need no process control at an external broker instead.
+//!
+//! Tests of transactions use [`Broker::start_transactional`]: tansu behind `kafka-txn-proxy`,
+//! which makes read_committed fetches correct (tansu 0.6 hands aborted records to
+//! read_committed consumers), and read back with [`Broker::read_topic_committed`].
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kafka_txn_proxy::TxnProxy;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -39,6 +45,8 @@ pub struct Broker {
     pub bootstrap: String,
     /// The tansu process; `None` for an external `KAFKA_BOOTSTRAP` broker.
     process: Option<Tansu>,
+    /// The read_committed correction in front of tansu, for [`Broker::start_transactional`].
+    proxy: Option<TxnProxy>,
 }
 
 struct Tansu {
@@ -63,6 +71,7 @@ impl Broker {
             let mut broker = Broker {
                 bootstrap: format!("127.0.0.1:{port}"),
                 process: Some(spawn_tansu(&bin, port, extra_args)),
+                proxy: None,
             };
             if broker
                 .wait_ready(Duration::from_secs(10), extra_args.is_empty())
@@ -79,6 +88,10 @@ impl Broker {
     /// Replaces the broker by a new, empty one on the same port: to clients, the cluster was
     /// replaced under them (memory storage keeps nothing).
     pub async fn replace_with_empty(&mut self) {
+        assert!(
+            self.proxy.is_none(),
+            "replace_with_empty is not for a transactional broker: its proxy's log index describes the old log"
+        );
         let bin = self.tansu().bin.clone();
         let port: u16 = self
             .bootstrap
@@ -95,6 +108,39 @@ impl Broker {
         }
     }
 
+    /// A tansu broker of this test's own behind a `kafka-txn-proxy`, for tests of
+    /// transactions: `bootstrap` is the proxy's address, which tansu also advertises, so every
+    /// client connection goes through the proxy and read_committed sees what it would on
+    /// Kafka. Never `KAFKA_BOOTSTRAP`'s broker.
+    pub async fn start_transactional() -> Broker {
+        let bin = tansu_bin();
+        let mut last_log = String::new();
+        // A free port can be taken between probing and binding; try a few.
+        for _ in 0..3 {
+            // The proxy's address first: tansu must advertise it.
+            let bound = TxnProxy::bind()
+                .await
+                .expect("the proxy binds a loopback port");
+            let proxy_addr = bound.local_addr().expect("the proxy's address");
+            let port = free_port();
+            let tansu = spawn_tansu_advertising(&bin, port, &format!("tcp://{proxy_addr}"), &[]);
+            let proxy = bound
+                .serve(SocketAddr::from(([127, 0, 0, 1], port)))
+                .expect("the proxy serves");
+            let mut broker = Broker {
+                bootstrap: proxy_addr.to_string(),
+                process: Some(tansu),
+                proxy: Some(proxy),
+            };
+            if broker.wait_ready(Duration::from_secs(10), true).await {
+                return broker;
+            }
+            last_log = broker.log();
+            broker.stop();
+        }
+        panic!("tansu behind the proxy did not become ready on three ports; its log:\n{last_log}");
+    }
+
     /// `KAFKA_BOOTSTRAP`'s broker if set, else a tansu of this test's own. Only for tests
     /// that never pause or restart the broker.
     pub async fn shared_or_start() -> Broker {
@@ -102,6 +148,7 @@ impl Broker {
             Ok(bootstrap) if !bootstrap.trim().is_empty() => Broker {
                 bootstrap: bootstrap.trim().to_string(),
                 process: None,
+                proxy: None,
             },
             _ => Broker::start().await,
         }
@@ -278,6 +325,58 @@ impl Broker {
             .expect("reader task")
     }
 
+    /// Every message a `read_committed` consumer reads on `topic` now, from the beginning of
+    /// each partition: the committed records, in no transaction's way.
+    ///
+    /// Meant for [`Broker::start_transactional`]; on a bare tansu it also returns aborted
+    /// records. The ends are the last stable offsets (ListOffsets, read_committed), and the
+    /// reader goes by the consumer's position, which librdkafka moves past transaction
+    /// markers, where a message's offset stops short of a marker that ends a partition.
+    pub async fn read_topic_committed(&self, topic: &str) -> Vec<Consumed> {
+        self.read_topic_isolated(topic, "read_committed").await
+    }
+
+    /// Every message a `read_uncommitted` consumer reads on `topic` now: with the records of
+    /// aborted transactions, as a consumer that does not ask for read_committed sees them.
+    pub async fn read_topic_uncommitted(&self, topic: &str) -> Vec<Consumed> {
+        self.read_topic_isolated(topic, "read_uncommitted").await
+    }
+
+    /// `topic` read to its ends (by position, past markers) at `isolation`.
+    async fn read_topic_isolated(&self, topic: &str, isolation: &'static str) -> Vec<Consumed> {
+        let bootstrap = self.bootstrap.clone();
+        let owned_topic = topic.to_string();
+        let reader = tokio::task::spawn_blocking(move || {
+            TopicReader::open_with(
+                isolated_reader(&bootstrap, isolation),
+                &bootstrap,
+                &owned_topic,
+            )
+        })
+        .await
+        .expect("reader task");
+        let Some(mut reader) = reader else {
+            return Vec::new();
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut quiet_since = Instant::now();
+        loop {
+            let (returned, n_new) = poll_reader(reader, Duration::from_millis(200)).await;
+            reader = returned;
+            if n_new > 0 {
+                quiet_since = Instant::now();
+            }
+            if reader.positions_passed_ends() && quiet_since.elapsed() >= Duration::from_millis(500)
+            {
+                return reader.messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "reading {topic} back ({isolation}) took over 30 s"
+            );
+        }
+    }
+
     /// The names of the topics the broker knows.
     pub async fn topics(&self) -> Vec<String> {
         let bootstrap = self.bootstrap.clone();
@@ -305,6 +404,18 @@ impl Drop for Broker {
 
 fn spawn_tansu(bin: &std::path::Path, port: u16, extra_args: &[&str]) -> Tansu {
     let url = format!("tcp://127.0.0.1:{port}");
+    spawn_tansu_advertising(bin, port, &url, extra_args)
+}
+
+/// tansu listening on `127.0.0.1:port` and advertising `advertised` (a `tcp://` URL) to
+/// clients, in Metadata and FindCoordinator answers.
+fn spawn_tansu_advertising(
+    bin: &std::path::Path,
+    port: u16,
+    advertised: &str,
+    extra_args: &[&str],
+) -> Tansu {
+    let url = format!("tcp://127.0.0.1:{port}");
     let log = tempfile::NamedTempFile::new().expect("tansu log file");
     let file = log.reopen().expect("tansu log file");
     let child = Command::new(bin)
@@ -313,7 +424,7 @@ fn spawn_tansu(bin: &std::path::Path, port: u16, extra_args: &[&str]) -> Tansu {
             "--listener-url",
             &url,
             "--advertised-listener-url",
-            &url,
+            advertised,
         ])
         .args(["--storage-engine", "memory://tansu/"])
         .args(extra_args)
@@ -374,6 +485,20 @@ pub struct Consumed {
     pub value: Value,
 }
 
+/// A consumer that reads committed records only (librdkafka's default, made explicit).
+fn isolated_reader(bootstrap: &str, isolation: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "lae-it-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("allow.auto.create.topics", "false")
+        .set("isolation.level", isolation)
+        .set("log_level", "3")
+        .create()
+        .expect("an rdkafka consumer")
+}
+
 fn reader(bootstrap: &str) -> BaseConsumer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -400,7 +525,12 @@ struct TopicReader {
 impl TopicReader {
     /// `None` when the topic does not exist.
     fn open(bootstrap: &str, topic: &str) -> Option<TopicReader> {
-        let consumer = reader(bootstrap);
+        TopicReader::open_with(reader(bootstrap), bootstrap, topic)
+    }
+
+    /// [`TopicReader::open`] with a consumer of the caller's making; the ends are the latest
+    /// offsets at that consumer's isolation level.
+    fn open_with(consumer: BaseConsumer, bootstrap: &str, topic: &str) -> Option<TopicReader> {
         let timeout = Duration::from_secs(10);
         let metadata = consumer
             .fetch_metadata(Some(topic), timeout)
@@ -427,6 +557,24 @@ impl TopicReader {
             ends,
             next: BTreeMap::new(),
             messages: Vec::new(),
+        })
+    }
+
+    /// Whether the consumer's position has reached every partition's end. The position moves
+    /// past transaction markers and skipped aborted records, which no message's offset shows.
+    fn positions_passed_ends(&self) -> bool {
+        let Ok(positions) = self.consumer.position() else {
+            return false;
+        };
+        self.ends.iter().all(|(partition, end)| {
+            let position = match positions
+                .find_partition(&self.topic, *partition)
+                .map(|element| element.offset())
+            {
+                Some(Offset::Offset(position)) => position,
+                _ => 0,
+            };
+            position.max(self.next.get(partition).copied().unwrap_or(0)) >= *end
         })
     }
 
@@ -506,4 +654,67 @@ pub fn duplicate_count(messages: &[Consumed]) -> usize {
         .iter()
         .filter(|m| !seen.insert(m.value["id"].as_str().unwrap_or("").to_string()))
         .count()
+}
+
+/// The harness's own check of [`Broker::start_transactional`] and
+/// [`Broker::read_topic_committed`]: aborted records stay hidden, and the reader finishes once
+/// its positions pass the ABORT markers that end both partitions (a message's offset never
+/// reaches them), well before its 30 s deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_topic_committed_hides_aborted_records_and_ends_at_markers() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let broker = Broker::start_transactional().await;
+    let topic = "lae-it.txn-support";
+    broker.create_topic(topic, 2).await;
+    let bootstrap = broker.bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("transactional.id", "lae-it-txn-support")
+            .set("log_level", "3")
+            .create()
+            .expect("an rdkafka transactional producer");
+        let timeout = Duration::from_secs(10);
+        producer
+            .init_transactions(timeout)
+            .expect("init_transactions");
+        for (commit, ids) in [(true, ["c0", "c1"]), (false, ["a0", "a1"])] {
+            producer.begin_transaction().expect("begin");
+            for (partition, id) in (0..).zip(ids) {
+                let payload = format!("{{\"id\":\"{id}\"}}");
+                producer
+                    .send(
+                        BaseRecord::<(), str>::to(topic)
+                            .partition(partition)
+                            .payload(&payload),
+                    )
+                    .map_err(|(error, _)| error)
+                    .expect("record queued");
+            }
+            // Serves the delivery reports, which abort (unlike commit) does not wait for.
+            producer.flush(timeout).expect("records written");
+            if commit {
+                producer.commit_transaction(timeout).expect("commit");
+            } else {
+                producer.abort_transaction(timeout).expect("abort");
+            }
+        }
+    })
+    .await
+    .expect("producer task");
+
+    let started = Instant::now();
+    let messages = broker.read_topic_committed(topic).await;
+    let mut ids: Vec<&str> = messages
+        .iter()
+        .map(|m| m.value["id"].as_str().unwrap_or_default())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["c0", "c1"], "only the committed records");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "read_topic_committed took {:?}: it did not see its positions pass the markers",
+        started.elapsed()
+    );
 }
