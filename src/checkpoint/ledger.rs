@@ -4,9 +4,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::checkpoint::sink_progress::SinkAck;
 use crate::checkpoint::sqlite::{insert_delivered, upsert_cursor};
-use crate::checkpoint::{Cursor, Delivered};
+use crate::checkpoint::{BatchRecord, Cursor};
 
 /// What a window was walked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,28 +327,27 @@ pub fn begin_window(
     tx.commit()
 }
 
-/// Records ids every sink took and, in the same transaction, the page they complete and the
-/// sinks' resume states: a saved link never runs ahead of the ids recorded before it, and a
-/// sink's state never disagrees with the ids recorded for it. With `clear_taken` (some sink
-/// took part of the batch before), the per-sink rows of these ids go.
+/// Records a batch every sink took: its ids (when remembered), the page it completes and the
+/// sinks' resume states, in one transaction: a saved link never runs ahead of the ids recorded
+/// before it, and a sink's state never disagrees with what is recorded for it. With
+/// `clear_taken` (some sink took part of the batch before), the per-sink rows of its ids go.
 pub fn record_page(
     c: &mut Connection,
     stream: &str,
-    delivered: &[Delivered],
-    page: Option<&PageDone>,
-    acks: &[SinkAck],
-    clear_taken: bool,
+    record: &BatchRecord,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
-    insert_delivered(&tx, stream, delivered)?;
-    if clear_taken {
-        crate::checkpoint::sink_progress::clear_taken(&tx, stream, delivered)?;
+    if record.remember_ids {
+        insert_delivered(&tx, stream, &record.delivered)?;
     }
-    for ack in acks {
+    if record.clear_taken {
+        crate::checkpoint::sink_progress::clear_taken(&tx, stream, &record.delivered)?;
+    }
+    for ack in &record.acks {
         crate::checkpoint::sink_progress::save_state(&tx, ack, now_ms)?;
     }
-    if let Some(page) = page {
+    if let Some(page) = &record.page {
         let key = &page.key;
         tx.execute(
             "UPDATE window_ledger SET next_page = ?4, next_page_at_ms = ?5, updated_at_ms = ?5,
@@ -605,16 +603,11 @@ mod tests {
                 events: 2,
                 ..PageDone::new(&window)
             };
-            record_page(
-                &mut c,
-                "live:a",
-                &[],
-                Some(&page),
-                &[],
-                false,
-                10 + i64::from(n),
-            )
-            .unwrap();
+            let record = BatchRecord {
+                page: Some(page),
+                ..BatchRecord::default()
+            };
+            record_page(&mut c, "live:a", &record, 10 + i64::from(n)).unwrap();
         }
         let point = resume_point(&mut c, &window)
             .unwrap()

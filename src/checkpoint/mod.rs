@@ -29,6 +29,22 @@ pub(crate) use stream::live_stream_key;
 /// A delivered event's id and time, as recorded.
 pub type Delivered = (RecordId, Option<i64>);
 
+/// What the last acknowledgement of a batch records, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct BatchRecord {
+    /// The batch's ids and event times.
+    pub delivered: Vec<Delivered>,
+    /// Whether the ids are remembered for the stream (to drop them when read again): the
+    /// live stream and re-sweeps re-read time, a replay never reads a record twice.
+    pub remember_ids: bool,
+    /// The page the batch completes, with its `nextPage` link, when a longer window goes on.
+    pub page: Option<PageDone>,
+    /// The resume states of the sinks that took it last.
+    pub acks: Vec<SinkAck>,
+    /// Whether a sink took some of it before (`record_taken`): those rows go.
+    pub clear_taken: bool,
+}
+
 /// A checkpoint store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -198,31 +214,11 @@ impl CheckpointStore {
             .await
     }
 
-    /// Records the ids (with their event times) of a batch every sink has now taken and, when
-    /// they complete a page of a longer window, that page's `nextPage` link, atomically, with
-    /// the resume states in `acks` (the sinks that took it last). `clear_taken` when a sink
-    /// took some of it before (`record_taken`): those rows go.
-    pub async fn record_delivered(
-        &self,
-        stream: &str,
-        delivered: Vec<Delivered>,
-        page: Option<PageDone>,
-        acks: Vec<SinkAck>,
-        clear_taken: bool,
-    ) -> Result<(), Error> {
+    /// Records a batch every sink has now taken (see `BatchRecord`), atomically.
+    pub async fn record_delivered(&self, stream: &str, record: BatchRecord) -> Result<(), Error> {
         let stream = stream.to_string();
-        self.with_connection(move |c| {
-            ledger::record_page(
-                c,
-                &stream,
-                &delivered,
-                page.as_ref(),
-                &acks,
-                clear_taken,
-                now_ms(),
-            )
-        })
-        .await
+        self.with_connection(move |c| ledger::record_page(c, &stream, &record, now_ms()))
+            .await
     }
 
     /// Records that one sink took a batch (and its resume state) while another still holds

@@ -336,7 +336,12 @@ mod tests {
         stream: &str,
         delivered: &[Delivered],
     ) -> rusqlite::Result<()> {
-        crate::checkpoint::ledger::record_page(c, stream, delivered, None, &[], false, 0)
+        let record = crate::checkpoint::BatchRecord {
+            delivered: delivered.to_vec(),
+            remember_ids: true,
+            ..crate::checkpoint::BatchRecord::default()
+        };
+        crate::checkpoint::ledger::record_page(c, stream, &record, 0)
     }
 
     /// Moves the cursor alone.

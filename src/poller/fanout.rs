@@ -3,8 +3,8 @@
 //! A sink that took the batch while another still holds it is recorded at once
 //! (`record_taken`), so a crash while a slow sink retries makes no sink that already took the
 //! batch take it again: after a restart each sink is handed only the ids it has not taken.
-//! The last acknowledgement records the ids for the stream (`record_delivered`) with the page
-//! they complete. The next batch starts only then, so the fastest sink runs at most one batch
+//! The last acknowledgement records the batch for the stream (`record_delivered`): its ids (on
+//! the live stream) and the page it completes. The next batch starts only then, so the fastest sink runs at most one batch
 //! ahead of the slowest and the per-sink rows stay about one batch per sink.
 
 use std::borrow::Cow;
@@ -15,7 +15,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::{CheckpointStore, Delivered, PageDone, SinkAck};
+use crate::checkpoint::{BatchRecord, CheckpointStore, Delivered, PageDone, SinkAck};
 use crate::event::{LifecycleEvent, RecordId};
 use crate::poller::Error;
 use crate::sinks::{Delivery, SinkSet};
@@ -24,7 +24,12 @@ use crate::sinks::{Delivery, SinkSet};
 pub(crate) type TakenBefore = HashMap<String, HashSet<RecordId>>;
 
 /// Delivers `batch` of `stream` to every sink, minus what each took before, and records the
-/// acknowledgements; `page` (the link to resume from) goes with the last one.
+/// acknowledgements; `page` (the link to resume from) goes with the last one, and the ids
+/// are remembered for the stream with `remember_ids`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, in the reader's flush"
+)]
 pub(crate) async fn deliver_batch(
     sinks: &SinkSet,
     store: &CheckpointStore,
@@ -32,6 +37,7 @@ pub(crate) async fn deliver_batch(
     batch: &[LifecycleEvent],
     taken_before: &TakenBefore,
     page: Option<PageDone>,
+    remember_ids: bool,
     shutdown: &CancellationToken,
 ) -> Result<Delivery, Error> {
     let delivered: Arc<Vec<Delivered>> = Arc::new(batch.iter().map(|e| (e.id, e.time)).collect());
@@ -67,10 +73,14 @@ pub(crate) async fn deliver_batch(
             clear_taken = true;
         }
     }
-    let delivered = Arc::unwrap_or_clone(delivered);
-    store
-        .record_delivered(stream, delivered, page, last_acks, clear_taken)
-        .await?;
+    let record = BatchRecord {
+        delivered: Arc::unwrap_or_clone(delivered),
+        remember_ids,
+        page,
+        acks: last_acks,
+        clear_taken,
+    };
+    store.record_delivered(stream, record).await?;
     Ok(Delivery::Delivered)
 }
 

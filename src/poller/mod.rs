@@ -451,8 +451,23 @@ impl Poller {
                 kind: WindowKind::Replay,
                 start_ms: window.start_ms,
             };
+            // An interrupted window continues at its saved link, with its own bounds.
+            let resume = self.fresh_resume_point(&key).await?;
+            let (window, query) = match &resume {
+                Some(point) => (
+                    Window {
+                        start_ms: window.start_ms,
+                        end_ms: point.end_ms,
+                    },
+                    Window {
+                        start_ms: point.query_start_ms,
+                        end_ms: point.query_end_ms,
+                    },
+                ),
+                None => (window, query),
+            };
             match self
-                .walk(&key, window, query, Scope::Replay(window), None, shutdown)
+                .walk(&key, window, query, Scope::Replay(window), resume, shutdown)
                 .await
             {
                 Ok(Outcome::Completed(stats)) => {
@@ -467,10 +482,7 @@ impl Poller {
                             },
                         )
                         .await?;
-                    // Each record belongs to one replay window: the ids of the committed
-                    // ones are never needed again.
-                    let pruned = self.store.prune(&stream, window.end_ms).await?;
-                    stats.log_committed(&stream, window, pruned);
+                    stats.log_committed(&stream, window, 0);
                     position = window.end_ms;
                 }
                 Ok(Outcome::Cancelled) => return Ok(ReplayOutcome::Interrupted),

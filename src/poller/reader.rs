@@ -19,22 +19,27 @@ use crate::service::Progress;
 use crate::sinks::{Delivery, SinkSet};
 use crate::time::{format_time_ms, now_ms};
 
-/// What a window read is for. In every scope the ids of each acknowledged batch are recorded
-/// and records delivered on the stream before are dropped, so a window read again (after a
-/// crash, or by the overlap) emits only what was not delivered.
+/// What a window read is for. In every scope each acknowledged batch is recorded with the
+/// `nextPage` link after it, so an interrupted walk resumes there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
-    /// The live stream: query ranges overlap the previous window's.
+    /// The live stream: query ranges overlap, so ids are recorded per acknowledged batch and
+    /// records delivered before are dropped.
     Live,
-    /// A re-read of recent time for records that became visible late: every one emitted is
-    /// late.
+    /// A re-read of recent time for records that became visible late: like the live stream,
+    /// only ids never delivered are emitted, and every one emitted is late.
     Resweep,
     /// A replay window: only records inside it are kept, so each record belongs to exactly one
-    /// window (and its ids can be forgotten once the window is committed).
+    /// window and no ids need recording: an interrupted window resumes at its saved link.
     Replay(Window),
 }
 
 impl Scope {
+    /// Whether delivered ids are recorded and records delivered before dropped.
+    pub(crate) fn records_ids(self) -> bool {
+        !matches!(self, Scope::Replay(_))
+    }
+
     /// Its place in the request budget's line.
     fn priority(self) -> Priority {
         match self {
@@ -219,7 +224,11 @@ impl WindowReader {
             Scope::Resweep => Some(i64::MAX),
             Scope::Replay(_) => None,
         };
-        let delivered_before = self.store.delivered_since(stream, query.start_ms).await?;
+        let delivered_before = if scope.records_ids() {
+            self.store.delivered_since(stream, query.start_ms).await?
+        } else {
+            HashSet::new()
+        };
         // What single sinks took in an earlier run is at most about a batch per sink: all of
         // it, whatever its time.
         let taken_before = self.store.taken_since(stream, i64::MIN).await?;
@@ -272,7 +281,7 @@ impl WindowReader {
             self.progress.touch();
             for event in page.events {
                 if self
-                    .seen_before(stream, &event, query, &delivered_before)
+                    .seen_before(stream, &event, query, scope, &delivered_before)
                     .await?
                 {
                     stats.n_duplicates += 1;
@@ -349,8 +358,12 @@ impl WindowReader {
         stream: &str,
         event: &LifecycleEvent,
         query: Window,
+        scope: Scope,
         delivered_before: &HashSet<RecordId>,
     ) -> Result<bool, Error> {
+        if !scope.records_ids() {
+            return Ok(false);
+        }
         if delivered_before.contains(&event.id) {
             return Ok(true);
         }
@@ -390,6 +403,7 @@ impl WindowReader {
             batch,
             taken_before,
             page,
+            scope.records_ids(),
             shutdown,
         )
         .await?;

@@ -343,7 +343,13 @@ async fn a_saved_link_the_server_no_longer_knows_falls_back_to_the_window_start(
     expired.pages = 1;
     harness
         .store
-        .record_delivered(STREAM, Vec::new(), Some(expired), Vec::new(), false)
+        .record_delivered(
+            STREAM,
+            crate::checkpoint::BatchRecord {
+                page: Some(expired),
+                ..crate::checkpoint::BatchRecord::default()
+            },
+        )
         .await
         .unwrap();
     let sink = MemorySink::new("sink");
@@ -361,4 +367,58 @@ async fn a_saved_link_the_server_no_longer_knows_falls_back_to_the_window_start(
         "then the window from its start"
     );
     harness.assert_every_event_once(&sink.ids());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_replay_resumes_at_its_saved_link_and_repeats_nothing() {
+    // About 14,000 lifecycle events in one replay window of 9 pages: the sink takes the first
+    // batch, then fails fatally, as a crash would leave it.
+    let harness = Harness::new(40_000).await;
+    let job = ReplayJob {
+        id: "r1".into(),
+        from_ms: harness.history_end_ms - 21 * 3_600_000,
+        to_ms: harness.history_end_ms + 1,
+        position_ms: harness.history_end_ms - 21 * 3_600_000,
+        sinks: String::new(),
+        created_at_ms: 0,
+    };
+    harness.store.start_replay(job.clone()).await.unwrap();
+    let dying = FailingSink::new("dying", Failure::Fatal, 1, usize::MAX);
+    let error = harness
+        .poller(vec![Box::new(dying.clone())])
+        .replay(&job, &CancellationToken::new())
+        .await
+        .expect_err("a fatal sink error stops the replay");
+    assert!(!error.is_retryable(), "{error}");
+    let first = dying.accepted().ids();
+    assert!(first.len() >= reader::MAX_BATCH_EVENTS, "{}", first.len());
+    let remembered = harness
+        .store
+        .delivered_since(&job.stream(), 0)
+        .await
+        .unwrap();
+    assert!(remembered.is_empty(), "a replay records no ids");
+
+    harness.fake.clear_requests();
+    let resumed = MemorySink::new("dying");
+    let outcome = harness
+        .poller(vec![Box::new(resumed.clone())])
+        .replay(&job, &CancellationToken::new())
+        .await
+        .expect("the resumed replay finishes");
+    assert_eq!(outcome, ReplayOutcome::Finished);
+    assert!(
+        harness.audit_log_paths()[0].starts_with("/api/v2/AuditLogs/"),
+        "resumed at the saved nextPage link: {:?}",
+        harness.audit_log_paths()
+    );
+    let second = resumed.ids();
+    let before: HashSet<&RecordId> = first.iter().collect();
+    assert_eq!(
+        second.iter().filter(|id| before.contains(id)).count(),
+        0,
+        "nothing taken before is replayed again"
+    );
+    let all: Vec<RecordId> = first.into_iter().chain(second).collect();
+    harness.assert_every_event_once(&all);
 }

@@ -263,6 +263,14 @@ impl TransactionalKafkaSink {
                 }
                 n += 1;
             }
+            // commit_transaction flushes first, and rdkafka's flush waits in steps of 100 ms
+            // once anything is in flight: waiting for the acknowledgements here in 1 ms steps
+            // saves about 90 ms a transaction (measured: 29k events/s became about the plain
+            // sink's rate).
+            let acknowledged_by = Instant::now() + timeout;
+            while producer.in_flight_count() > 0 && Instant::now() < acknowledged_by {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             match producer.commit_transaction(timeout) {
                 Ok(()) => Ok(n),
                 Err(error) => {
