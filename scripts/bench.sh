@@ -5,12 +5,14 @@
 #   ./scripts/bench.sh                                  # N = 1,000,000, every sink and baseline
 #   ./scripts/bench.sh --records 5000000 --skip-baselines
 #   ./scripts/bench.sh --sinks stdout,webhook
+#   ./scripts/bench.sh --sinks file,file-nofsync,kafka,kafka-eos   # file: fsync = true (the
+#                       # default); kafka-eos: exactly_once = true, one transaction per batch
 #   ./scripts/bench.sh requests [--scale 60] [--hours 1] [--per-minute 3]
 #                       # API requests per hour of one live stream at the default settings
 #                       # (live polls, re-sweeps, nextPage, tokens) as a share of 480/h; time is
 #                       # scaled (60: one hour in 60 s), the fake API runs inside lae-bench
-# The Kafka row needs tansu (./scripts/test.sh installs it into .ci/cache); without it that
-# row is skipped. The Python row installs `requests` into .ci/cache/py if it is missing.
+# The Kafka rows need tansu (./scripts/test.sh installs it into .ci/cache); without it those
+# rows are skipped. The Python row installs `requests` into .ci/cache/py if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace >&2

@@ -49,10 +49,14 @@ pub fn write_secret(dir: &Path, secret: &str) -> Result<PathBuf> {
     Ok(secret_path)
 }
 
+/// `s` as a TOML basic string (a JSON string is one, for the text the bench writes).
+pub fn toml_string(s: &str) -> String {
+    Value::from(s).to_string()
+}
+
 /// Writes the configuration for one sink (`sink_toml` is its `[[sinks]]` table) in `dir`.
 fn write_config(dir: &Path, fake: &Fake, sink_toml: &str) -> Result<PathBuf> {
     let secret_path = write_secret(dir, &fake.secret)?;
-    let toml_str = |s: &str| Value::from(s).to_string();
     let config = format!(
         "[lacework]\n\
          base_url = {base}\n\
@@ -70,10 +74,10 @@ fn write_config(dir: &Path, fake: &Fake, sink_toml: &str) -> Result<PathBuf> {
          include = \"all\"\n\
          \n\
          {sink_toml}",
-        base = toml_str(&fake.base_url),
-        key = toml_str(&fake.key_id),
-        secret = toml_str(&secret_path.to_string_lossy()),
-        state = toml_str(&dir.join("state.db").to_string_lossy()),
+        base = toml_string(&fake.base_url),
+        key = toml_string(&fake.key_id),
+        secret = toml_string(&secret_path.to_string_lossy()),
+        state = toml_string(&dir.join("state.db").to_string_lossy()),
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, config)?;
@@ -157,4 +161,37 @@ pub fn count_lines(path: &Path) -> Result<u64> {
         }
         n += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
     }
+}
+
+/// Counts the lines of a file sink's output: `path` and its rotated files `path.1`,
+/// `path.2`, ... (logrotate's names, as the file sink rotates). Returns the lines and how
+/// many files held them.
+pub fn count_rotated_lines(path: &Path) -> Result<(u64, u32)> {
+    let mut n_lines = count_lines(path)?;
+    let mut n_files = 1;
+    loop {
+        let rotated = rotated_path(path, n_files);
+        if !rotated.is_file() {
+            return Ok((n_lines, n_files));
+        }
+        n_lines += count_lines(&rotated)?;
+        n_files += 1;
+    }
+}
+
+/// Deletes `path` and its rotated files (`path.1`, ...), whichever exist.
+pub fn remove_rotated(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    for n in 1.. {
+        if std::fs::remove_file(rotated_path(path, n)).is_err() {
+            return;
+        }
+    }
+}
+
+/// `path` with `.n` appended, the name of its `n`th rotated file.
+fn rotated_path(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
 }

