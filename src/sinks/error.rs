@@ -27,6 +27,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// A failure retrying cannot fix, of sink `sink`.
+    pub fn fatal(sink: &str, message: String) -> Error {
+        Error::Fatal {
+            sink: sink.to_string(),
+            message,
+        }
+    }
+
+    /// A failure that may heal, of sink `sink`, with no wait asked for.
+    pub fn unavailable(sink: &str, message: String) -> Error {
+        Error::Unavailable {
+            sink: sink.to_string(),
+            message,
+            retry_after: None,
+        }
+    }
+
     /// Whether the same batch may be accepted later.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Unavailable { .. })

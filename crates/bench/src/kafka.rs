@@ -113,21 +113,26 @@ impl Broker {
         .map(drop)
     }
 
+    /// A consumer of this broker, assigned by hand (no group membership).
+    fn consumer(&self, group: &str) -> Result<BaseConsumer> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("allow.auto.create.topics", "false")
+            .set("log_level", "3")
+            .create()
+            .context("an rdkafka consumer")
+    }
+
     /// Messages on `topic`: per partition, the end offset minus the low watermark.
     ///
     /// tansu 0.6 can report a high watermark below the real end (see tests/it/support/kafka.rs),
     /// so the reader also consumes from the reported high watermark to the real end; offsets of
     /// an idempotent, non-transactional producer are contiguous.
     pub fn count_messages(&self, topic: &str) -> Result<u64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", "lae-bench-counter")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("allow.auto.create.topics", "false")
-            .set("log_level", "3")
-            .create()
-            .context("an rdkafka consumer")?;
+        let consumer = self.consumer("lae-bench-counter")?;
         let timeout = Duration::from_secs(10);
         let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
         let Some(described) = metadata.topics().iter().find(|t| t.name() == topic) else {
@@ -209,15 +214,7 @@ impl Broker {
     /// the reader is past the high watermarks and nothing new came for a second (tansu 0.6
     /// can report a high watermark below the real end; see `count_messages`).
     fn read_all(&self, topic: &str, mut each: impl FnMut(&BorrowedMessage<'_>)) -> Result<()> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", "lae-bench-reader")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("allow.auto.create.topics", "false")
-            .set("log_level", "3")
-            .create()
-            .context("an rdkafka consumer")?;
+        let consumer = self.consumer("lae-bench-reader")?;
         let timeout = Duration::from_secs(10);
         let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
         let Some(described) = metadata.topics().iter().find(|t| t.name() == topic) else {

@@ -128,18 +128,11 @@ impl KafkaSink {
     }
 
     fn fatal(&self, message: String) -> Error {
-        Error::Fatal {
-            sink: self.name.clone(),
-            message,
-        }
+        Error::fatal(&self.name, message)
     }
 
     fn unavailable(&self, message: String) -> Error {
-        Error::Unavailable {
-            sink: self.name.clone(),
-            message,
-            retry_after: None,
-        }
+        Error::unavailable(&self.name, message)
     }
 
     /// Replaces the producer. The old one is dropped on the blocking pool: dropping purges

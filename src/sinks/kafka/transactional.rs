@@ -143,18 +143,11 @@ impl TransactionalKafkaSink {
     }
 
     fn fatal(&self, message: String) -> Error {
-        Error::Fatal {
-            sink: self.name.clone(),
-            message,
-        }
+        Error::fatal(&self.name, message)
     }
 
     fn unavailable(&self, message: String) -> Error {
-        Error::Unavailable {
-            sink: self.name.clone(),
-            message,
-            retry_after: None,
-        }
+        Error::unavailable(&self.name, message)
     }
 
     /// Reads a failed transactional call: fenced and fatal errors stop the process (another

@@ -270,25 +270,16 @@ impl Broker {
     /// count from the last batch's base offset), so the reader does not stop at the
     /// watermarks: it reads until they are passed and then nothing new comes for half a second.
     pub async fn read_topic(&self, topic: &str) -> Vec<Consumed> {
-        let Some(mut reader) = self.open_reader(topic).await else {
+        let Some(reader) = self.open_reader(topic).await else {
             return Vec::new();
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut quiet_since = Instant::now();
-        loop {
-            let (returned, n_new) = poll_reader(reader, Duration::from_millis(200)).await;
-            reader = returned;
-            if n_new > 0 {
-                quiet_since = Instant::now();
-            }
-            if reader.passed_watermarks() && quiet_since.elapsed() >= Duration::from_millis(500) {
-                return reader.messages;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "reading {topic} back took over 30 s"
-            );
-        }
+        read_to_end(
+            reader,
+            topic,
+            "read_uncommitted",
+            TopicReader::passed_watermarks,
+        )
+        .await
     }
 
     /// Waits until `topic` holds at least `n` messages; returns how many it read.
@@ -355,26 +346,10 @@ impl Broker {
         })
         .await
         .expect("reader task");
-        let Some(mut reader) = reader else {
+        let Some(reader) = reader else {
             return Vec::new();
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut quiet_since = Instant::now();
-        loop {
-            let (returned, n_new) = poll_reader(reader, Duration::from_millis(200)).await;
-            reader = returned;
-            if n_new > 0 {
-                quiet_since = Instant::now();
-            }
-            if reader.positions_passed_ends() && quiet_since.elapsed() >= Duration::from_millis(500)
-            {
-                return reader.messages;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "reading {topic} back ({isolation}) took over 30 s"
-            );
-        }
+        read_to_end(reader, topic, isolation, TopicReader::positions_passed_ends).await
     }
 
     /// The names of the topics the broker knows.
@@ -399,6 +374,32 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Reads until `at_end` holds and nothing new came for half a second (tansu can report ends
+/// below what it holds); fails after 30 s.
+async fn read_to_end(
+    mut reader: TopicReader,
+    topic: &str,
+    isolation: &str,
+    at_end: fn(&TopicReader) -> bool,
+) -> Vec<Consumed> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut quiet_since = Instant::now();
+    loop {
+        let (returned, n_new) = poll_reader(reader, Duration::from_millis(200)).await;
+        reader = returned;
+        if n_new > 0 {
+            quiet_since = Instant::now();
+        }
+        if at_end(&reader) && quiet_since.elapsed() >= Duration::from_millis(500) {
+            return reader.messages;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} back ({isolation}) took over 30 s"
+        );
     }
 }
 
