@@ -6,6 +6,7 @@
 //! 3 the Lacework API refused the key or sent a `nextPage` link off its host (a restart
 //! cannot help: the shipped unit lists 3 in `RestartPreventExitStatus=`).
 
+mod classify;
 #[cfg(feature = "demo")]
 mod demo;
 mod generate;
@@ -76,6 +77,14 @@ pub enum Command {
     /// Check the configuration and exit: 0 when it is usable, 2 with a message naming the
     /// problem when it is not.
     Validate(ValidateArgs),
+    /// Show how the rules classify raw audit records: one line per record (type, target, the
+    /// rule that decided), or with --summary counts by type and the eventName/userAction
+    /// values no rule matched.
+    ///
+    /// Reads a JSON array of records, NDJSON, or whole AuditLogs pages, from FILE or standard
+    /// input. Needs no configuration (the built-in rules); an existing --config adds its
+    /// [events] rules.
+    Classify(ClassifyArgs),
     /// Run the real poller against an embedded fake Lacework API (no account needed) and
     /// print events to stdout until Ctrl-C.
     #[cfg(feature = "demo")]
@@ -137,6 +146,20 @@ pub enum StateCommand {
         #[arg(long, value_parser = times::parse_time_arg)]
         to: TimeArg,
     },
+}
+
+/// `classify` options.
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// The records: a file, or `-` (the default) for standard input.
+    #[arg(value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Print counts by type and the values that matched no rule instead of one line per record.
+    #[arg(long)]
+    pub summary: bool,
+    /// Print JSON (one object per record, or one summary object).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `validate` options.
@@ -256,6 +279,7 @@ async fn dispatch(cli: Cli, environment: Environment) -> Result<(), Failure> {
         Command::Replay(args) => replay::replay(&cli.config, &environment, &args).await,
         Command::State(command) => state::state(&cli.config, &environment, &command).await,
         Command::Validate(args) => validate::validate(&cli.config, &environment, &args).await,
+        Command::Classify(args) => classify::classify(&cli.config, &args).await,
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::demo(&args).await,
         Command::Completions { shell } => generate::completions(shell),

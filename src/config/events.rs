@@ -6,7 +6,7 @@ use crate::config::ConfigError;
 use crate::event::{EventType, Field};
 
 /// Which records become events and how they are classified.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
     /// `lifecycle` (default) emits only classified lifecycle events; `all` also emits every
@@ -16,6 +16,14 @@ pub struct EventsConfig {
     /// Extra classification rules, tried in order before the built-in ones.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Whether the built-in rule table is used after `rules`; `false` starts from an empty
+    /// table (only `rules`, and a record's own `eventType`, classify).
+    #[serde(default = "default_builtin_rules")]
+    pub builtin_rules: bool,
+}
+
+fn default_builtin_rules() -> bool {
+    true
 }
 
 /// Which records are emitted.
@@ -36,12 +44,23 @@ pub struct RuleConfig {
     /// The event type a match produces, e.g. `USER_CREATED`.
     #[serde(rename = "type")]
     pub event_type: EventType,
-    /// Regular expression (Rust `regex` syntax), matched case-insensitively.
+    /// Regular expression (Rust `regex` syntax), matched case-insensitively. A named group
+    /// `(?P<target>…)` is the user acted upon (the event's `target`).
     pub pattern: String,
     /// Record fields the pattern is tried on; default: `userAction`, `eventName`,
     /// `eventDescription`.
     #[serde(default = "Field::all")]
     pub fields: Vec<Field>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> EventsConfig {
+        EventsConfig {
+            include: Include::default(),
+            rules: Vec::new(),
+            builtin_rules: true,
+        }
+    }
 }
 
 impl EventsConfig {

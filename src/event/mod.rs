@@ -118,6 +118,15 @@ pub enum Field {
 }
 
 impl Field {
+    /// The field's name in the record, e.g. `userAction`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::UserAction => "userAction",
+            Field::EventName => "eventName",
+            Field::EventDescription => "eventDescription",
+        }
+    }
+
     /// All fields, in the order the classifier tries them.
     pub fn all() -> Vec<Field> {
         vec![Field::UserAction, Field::EventName, Field::EventDescription]
@@ -148,8 +157,19 @@ pub struct LifecycleEvent {
     pub action: Option<String>,
     /// `eventDescription`.
     pub description: Option<String>,
+    /// Where the event was learned: `audit`, the audit log. (`reconcile`, a change in the
+    /// user inventory the audit log did not tell, comes with reconciliation.)
+    pub source: Source,
     /// The record exactly as received.
     pub raw: Box<RawValue>,
+}
+
+/// Where an event was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// An audit-log record.
+    Audit,
 }
 
 /// An event's stable id: 128 bits, shown as 32 lowercase hex digits. How it is derived from a
@@ -219,6 +239,7 @@ mod tests {
             target: Some("new.user@acme.com".into()),
             action: Some("User Created".into()),
             description: Some("User new.user@acme.com created by admin@acme.com".into()),
+            source: Source::Audit,
             raw: RawValue::from_string(r#"{"accountName":"ACME", "x":1}"#.into()).unwrap(),
         };
         let mut line = Vec::new();
@@ -229,7 +250,8 @@ mod tests {
                 r#"{"schema":"lacework-audit-exporter/v1","id":"0123456789abcdef0123456789abcdef","type":"USER_CREATED","#,
                 r#""time":"2026-11-01T09:15:02.123Z","account":"ACME","actor":"admin@acme.com","#,
                 r#""target":"new.user@acme.com","action":"User Created","#,
-                r#""description":"User new.user@acme.com created by admin@acme.com","raw":{"accountName":"ACME", "x":1}}"#,
+                r#""description":"User new.user@acme.com created by admin@acme.com","source":"audit","#,
+                r#""raw":{"accountName":"ACME", "x":1}}"#,
                 "\n"
             )
         );

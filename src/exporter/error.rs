@@ -24,6 +24,9 @@ pub(crate) enum Error {
     /// A classification rule does not compile.
     #[error("invalid events.rules")]
     Rules(#[source] regex::Error),
+    /// `classify`'s input is not audit records.
+    #[error("cannot read the records: {0}")]
+    Input(String),
     /// A sink could not be built from its configuration (a credential file, a certificate).
     #[error("invalid sink configuration")]
     SinkConfig(#[source] crate::sinks::Error),
@@ -92,6 +95,7 @@ impl Error {
                 | Error::Rules(_)
                 | Error::SinkConfig(_)
                 | Error::UnknownSink { .. }
+                | Error::Input(_)
         )
     }
 }

@@ -8,12 +8,14 @@
 //!
 //! Invariant: nothing here reads argv or environment variables; `cli` passes down what it read.
 
+mod classify;
 mod daemon;
 mod error;
 mod loaded;
 mod parts;
 
 pub(crate) use crate::poller::ReplayOutcome;
+pub(crate) use classify::{Summary, classify_records};
 pub(crate) use daemon::Daemon;
 pub(crate) use error::Error;
 pub(crate) use loaded::{Loaded, live_stream_of, open_store, open_store_exclusive, read_config};

@@ -124,6 +124,7 @@ fn all_events() -> EventsConfig {
     EventsConfig {
         include: Include::All,
         rules: vec![],
+        builtin_rules: true,
     }
 }
 
@@ -152,6 +153,7 @@ fn lifecycle_with_rules() -> EventsConfig {
                 vec![Field::EventDescription],
             ),
         ],
+        builtin_rules: true,
     }
 }
 
@@ -163,6 +165,7 @@ fn all_with_catch_all() -> EventsConfig {
             pattern: ".".to_string(),
             fields: vec![Field::EventName],
         }],
+        builtin_rules: true,
     }
 }
 
@@ -174,6 +177,8 @@ fn lifecycle_with_empty_rule() -> EventsConfig {
             pattern: "^$".to_string(),
             fields: Field::all(),
         }],
+        // The empty table: only this rule classifies.
+        builtin_rules: false,
     }
 }
 

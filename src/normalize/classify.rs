@@ -1,13 +1,23 @@
-//! Classification: which lifecycle type, if any, an audit record is.
+//! Classification: which lifecycle type, if any, an audit record is, and whom it is about.
 //!
-//! Lacework does not publish the wording of its audit records, so classification is a rule
-//! table: regular expressions over `userAction`, `eventName` and `eventDescription`, matched
-//! case-insensitively. Precedence, highest first:
+//! Lacework does not publish the wording of its audit records; the one real sample (its API
+//! spec) names the actor first: "User info@example.com logged in to Lacework account using
+//! OAuth credentials". So classification is a rule table of regular expressions, matched
+//! case-insensitively, and when in doubt a record stays `AUDIT`. Precedence, highest first:
 //! 1. a record whose own `eventType` field names one of our types keeps it;
-//! 2. user rules from `[[events.rules]]`, in file order;
-//! 3. the built-in rules, trying `userAction` first, then `eventName`, then `eventDescription`
-//!    (the summary fields are more reliable than free text). Built-in rules never classify a
-//!    record whose summary or description speaks of failure ("Login Failed").
+//! 2. rules from `[[events.rules]]`, in file order (a `(?P<target>…)` group names the target);
+//! 3. the built-in rules (unless `builtin_rules = false`), on one field only: `userAction`
+//!    when present, else `eventName`, else `eventDescription`. A summary that matches no rule
+//!    leaves the record `AUDIT`; the free text is never read to second-guess it. Built-in rules
+//!    never classify a record whose summary or description speaks of failure.
+//!
+//! Description rules make a user event only when the object of the verb is a user or an API
+//! key: "User admin@acme.com created user bob@acme.com" is `USER_CREATED` about bob, "User
+//! admin@acme.com created alert channel soc" is `AUDIT`. The same patterns find the target of
+//! an event classified from its summary; the actor (`userName`) is never the target, logins
+//! aside.
+
+use std::fmt;
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
@@ -15,11 +25,69 @@ use crate::config::RuleConfig;
 use crate::event::{EventType, Field};
 use crate::lacework::AuditLog;
 
+/// What decided a record's type, for `classify` and for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchedBy {
+    /// The record's own `eventType` field.
+    RecordType,
+    /// `[[events.rules]]` entry number (from 0).
+    UserRule(usize),
+    /// A built-in rule on this field.
+    Builtin(Field, &'static str),
+    /// The summary or description speaks of failure.
+    Failure,
+    /// Nothing matched.
+    Nothing,
+}
+
+impl fmt::Display for MatchedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MatchedBy::RecordType => f.write_str("record eventType"),
+            MatchedBy::UserRule(idx) => write!(f, "events.rules[{idx}]"),
+            MatchedBy::Builtin(field, name) => write!(f, "built-in {}: {name}", field.name()),
+            MatchedBy::Failure => f.write_str("built-in: failure words"),
+            MatchedBy::Nothing => f.write_str("no rule"),
+        }
+    }
+}
+
+/// A record's type, its target when a rule named it, and what decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    /// The type.
+    pub event_type: EventType,
+    /// The user acted upon, when the matching rule captured one.
+    pub target: Option<String>,
+    /// What decided.
+    pub matched_by: MatchedBy,
+}
+
+/// One user rule, compiled.
+#[derive(Debug, Clone)]
+struct UserRule {
+    event_type: EventType,
+    regex: Regex,
+    fields: Vec<Field>,
+}
+
+/// A built-in rule for the free text: its type, a name, and a pattern whose `target` group
+/// (when it has one) is the user acted upon.
+#[derive(Debug, Clone)]
+struct DescriptionRule {
+    event_type: EventType,
+    name: &'static str,
+    regex: Regex,
+}
+
 /// A compiled rule table.
 #[derive(Debug, Clone)]
 pub struct Classifier {
-    user_rules: Vec<(EventType, Regex, Vec<Field>)>,
-    builtin_by_field: [(RegexSet, Vec<EventType>); 3],
+    user_rules: Vec<UserRule>,
+    builtin: bool,
+    /// `userAction` and `eventName` rules: one set, with each pattern's type and name.
+    summary: (RegexSet, Vec<(EventType, &'static str)>),
+    description: Vec<DescriptionRule>,
     failure: Regex,
 }
 
@@ -30,143 +98,281 @@ const DELETE: &str = r"(?:deleted|removed|revoked)";
 const ENABLE: &str = r"(?:enabled|activated|reactivated|re-enabled)";
 const DISABLE: &str = r"(?:disabled|deactivated|suspended)";
 const USER: &str = r"(?:user|team member|team user|service user|member)";
+/// The user named after the noun, quoted or not.
+const WHO: &str = r#"['"]?(?P<target>[^\s'",;]+)['"]?"#;
+/// Articles before the object.
+const THE: &str = r"(?:(?:an?|the|new)\s+)*";
+/// "User admin@acme.com" or "admin@acme.com", opening an actor-first sentence.
+const ACTOR: &str = r"^\s*(?:user\s+)?\S+\s+(?:has\s+)?";
 
-/// One built-in rule table in priority order: API-key changes, role changes, user changes,
-/// logins. `key` and `user` make the pattern for a verb.
-fn rule_table(
-    key: impl Fn(&str) -> String,
-    user: impl Fn(&str) -> String,
-    role: String,
-    login: &str,
-) -> Vec<(EventType, String)> {
-    vec![
-        (EventType::ApiKeyCreated, key(CREATE)),
-        (EventType::ApiKeyDeleted, key(DELETE)),
-        (EventType::ApiKeyEnabled, key(ENABLE)),
-        (EventType::ApiKeyDisabled, key(DISABLE)),
-        (EventType::UserRoleChanged, role),
-        (EventType::UserCreated, user(CREATE)),
-        (EventType::UserDeleted, user(DELETE)),
-        (EventType::UserEnabled, user(ENABLE)),
-        (EventType::UserDisabled, user(DISABLE)),
-        (EventType::UserLogin, login.to_string()),
-    ]
+/// The lifecycle verbs of users and keys, with the type each makes.
+fn verbs(key: bool) -> [(EventType, &'static str, &'static str); 4] {
+    if key {
+        [
+            (EventType::ApiKeyCreated, CREATE, "api-key-created"),
+            (EventType::ApiKeyDeleted, DELETE, "api-key-deleted"),
+            (EventType::ApiKeyEnabled, ENABLE, "api-key-enabled"),
+            (EventType::ApiKeyDisabled, DISABLE, "api-key-disabled"),
+        ]
+    } else {
+        [
+            (EventType::UserCreated, CREATE, "user-created"),
+            (EventType::UserDeleted, DELETE, "user-deleted"),
+            (EventType::UserEnabled, ENABLE, "user-enabled"),
+            (EventType::UserDisabled, DISABLE, "user-disabled"),
+        ]
+    }
 }
 
-/// Built-in rules for the short summary fields (`userAction`, `eventName`), in priority order.
-fn summary_rules() -> Vec<(EventType, String)> {
-    let key = |verb: &str| format!(r"{API_KEY}.*\b{verb}\b|^\s*{verb}\s+(?:an?\s+)?{API_KEY}");
-    let user = |verb: &str| {
+/// Built-in rules for the short summaries (`userAction`, `eventName`), in priority order:
+/// "User Created", "Created User", "API Key Revoked", "Login with OAuth Succeeded".
+fn summary_rules() -> Vec<(EventType, &'static str, String)> {
+    let mut rules = Vec::new();
+    for (event_type, verb, name) in verbs(true) {
+        rules.push((
+            event_type,
+            name,
+            format!(r"^\s*(?:new\s+)?(?:user\s+|service\s+user\s+)?{API_KEY}\s+{verb}\b|^\s*{verb}\s+{THE}{API_KEY}\s*$"),
+        ));
+    }
+    rules.push((
+        EventType::UserRoleChanged,
+        "user-role-changed",
         format!(
-            r"^\s*(?:new\s+)?{USER}s?\s+{verb}\b|^\s*{verb}\s+(?:an?\s+)?(?:new\s+)?{USER}s?\s*$"
-        )
-    };
-    rule_table(
-        key,
-        user,
-        format!(
-            r"^\s*{USER}\s+(?:roles?|user\s*groups?|group\s+membership)\s+(?:changed|updated|modified|assigned|granted|revoked)\b|^\s*{USER}s?\s+(?:added|removed)\s+(?:to|from)\s+(?:user\s*)?groups?\b|^\s*roles?\s+(?:changed|assigned|granted|revoked)\b"
+            r"^\s*{USER}s?\s+(?:roles?|user\s*groups?|group\s+membership)\s+(?:changed|updated|modified|assigned|granted|revoked)\b|^\s*{USER}s?\s+(?:added|removed)\s+(?:to|from)\s+(?:user\s*)?groups?\b|^\s*roles?\s+(?:changed|assigned|granted|revoked)\b"
         ),
-        r"\blog(?:ged)?[ -]?in\b.*\bsucceed(?:ed)?\b|\bsuccessful(?:ly)?\s+log(?:ged)?[ -]?in\b|^\s*(?:user\s+)?(?:logged|signed)\s+in\s*$",
-    )
+    ));
+    for (event_type, verb, name) in verbs(false) {
+        rules.push((
+            event_type,
+            name,
+            format!(r"^\s*(?:new\s+)?{USER}s?\s+{verb}\s*$|^\s*{verb}\s+{THE}{USER}s?\s*$"),
+        ));
+    }
+    rules.push((
+        EventType::UserLogin,
+        "user-login",
+        r"\blog(?:ged)?[ -]?in\b.*\bsucceed(?:ed)?\b|\bsuccessful(?:ly)?\s+log(?:ged)?[ -]?in\b|^\s*(?:user\s+)?(?:logged|signed)\s+in\s*$".to_string(),
+    ));
+    rules
 }
 
-/// Built-in rules for the free-text `eventDescription`, in priority order.
-fn description_rules() -> Vec<(EventType, String)> {
-    let key = |verb: &str| {
-        format!(
-            r"^\s*(?:the\s+)?(?:new\s+)?{API_KEY}\s+.*\b{verb}\b|^\s*{verb}\s+(?:an?\s+)?(?:new\s+)?{API_KEY}"
-        )
-    };
-    // "User bob@acme.com created by ...", "Added user bob@acme.com", "User 'bob' was deleted".
-    let user = |verb: &str| {
-        format!(
-            r"^\s*(?:new\s+)?{USER}\s+\S+\s+(?:was\s+|has\s+been\s+)?{verb}\b|^\s*{verb}\s+(?:new\s+)?{USER}\s+\S+\s*(?:$|\bby\b|\(|,|\.)"
-        )
-    };
-    rule_table(
-        key,
-        user,
-        format!(
-            r"^\s*(?:the\s+)?roles?\s+of\s+\S+\s+(?:was\s+)?(?:changed|updated|modified|set)\b|^\s*{USER}\s+\S+\s+(?:was\s+)?(?:added\s+to|removed\s+from)\s+(?:the\s+)?(?:user\s*)?groups?\b|^\s*(?:added|removed)\s+{USER}\s+\S+\s+(?:to|from)\s+(?:the\s+)?(?:user\s*)?groups?\b|^\s*(?:changed|updated)\s+(?:the\s+)?roles?\s+of\b"
-        ),
-        r"^\s*(?:user\s+)?\S+\s+(?:has\s+)?(?:logged|signed)\s+in\b|\bsuccessfully\s+(?:logged|signed)\s+in\b",
-    )
+/// Built-in rules for the free text, in priority order: keys, roles, users, logins; each in
+/// the actor-first ("User admin@acme.com created user bob"), the passive ("User bob was
+/// created by …") and the imperative ("Added user bob") word order. One pattern per word
+/// order: a `target` group may appear once in a pattern.
+fn description_rules() -> Vec<(EventType, &'static str, String)> {
+    let mut rules = Vec::new();
+    for (event_type, verb, name) in verbs(true) {
+        for pattern in [
+            format!(r"{ACTOR}{verb}\s+{THE}{API_KEY}"),
+            format!(r"^\s*{THE}{API_KEY}\s+\S*\s*(?:was\s+|has\s+been\s+)?{verb}\b"),
+            format!(r"^\s*{verb}\s+{THE}{API_KEY}"),
+        ] {
+            rules.push((event_type, name, pattern));
+        }
+    }
+    let group = r"(?:the\s+)?(?:user\s*)?groups?\b";
+    let role = r"(?:changed|updated|modified|set)";
+    for pattern in [
+        format!(r"{ACTOR}{role}\s+(?:the\s+)?roles?\s+of\s+(?:{USER}\s+)?{WHO}"),
+        format!(r"^\s*{role}\s+(?:the\s+)?roles?\s+of\s+(?:{USER}\s+)?{WHO}"),
+        format!(r"^\s*(?:the\s+)?roles?\s+of\s+(?:{USER}\s+)?{WHO}\s+(?:was\s+)?{role}\b"),
+        format!(r"{ACTOR}(?:added|removed)\s+{THE}{USER}\s+{WHO}\s+(?:to|from)\s+{group}"),
+        format!(r"^\s*(?:added|removed)\s+{THE}{USER}\s+{WHO}\s+(?:to|from)\s+{group}"),
+        format!(r"^\s*{USER}\s+{WHO}\s+(?:was\s+)?(?:added\s+to|removed\s+from)\s+{group}"),
+    ] {
+        rules.push((EventType::UserRoleChanged, "user-role-changed", pattern));
+    }
+    for (event_type, verb, name) in verbs(false) {
+        for pattern in [
+            format!(r"{ACTOR}{verb}\s+{THE}{USER}\s+{WHO}"),
+            format!(r"^\s*{verb}\s+{THE}{USER}\s+{WHO}"),
+            format!(
+                r"^\s*(?:new\s+)?{USER}\s+{WHO}\s+(?:was\s+|has\s+been\s+)?{verb}(?:\s+by\b|\s+in\b|\s+from\b|\s*[.,(]|\s*$)"
+            ),
+        ] {
+            rules.push((event_type, name, pattern));
+        }
+    }
+    rules.push((
+        EventType::UserLogin,
+        "user-login",
+        format!(r"^\s*(?:user\s+)?{WHO}\s+(?:has\s+)?(?:successfully\s+)?(?:logged|signed)\s+in\b"),
+    ));
+    rules
 }
 
 /// Words that mark an attempt that did not happen.
 const FAILURE: &str = r"\b(?:fail(?:s|ed|ure)?|unsuccessful|denied|rejected|errors?)\b|\bnot\s+(?:created|deleted|enabled|disabled|changed)\b";
 
+/// Words a `target` group can catch that name no user: "created user group soc".
+const NOT_A_NAME: &[&str] = &[
+    "group",
+    "groups",
+    "role",
+    "roles",
+    "profile",
+    "profiles",
+    "account",
+    "accounts",
+    "by",
+    "to",
+    "from",
+    "in",
+    "was",
+    "has",
+    "is",
+    "settings",
+    "preferences",
+    "session",
+    "sessions",
+];
+
+fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern).case_insensitive(true).build()
+}
+
 impl Classifier {
-    /// Compiles the built-in rules plus the user's extra rules (which take precedence).
-    pub fn new(extra_rules: &[RuleConfig]) -> Result<Classifier, regex::Error> {
-        let user_rules = extra_rules
+    /// Compiles the user's rules (tried first) and, with `builtin`, the built-in table.
+    pub fn new(user_rules: &[RuleConfig], builtin: bool) -> Result<Classifier, regex::Error> {
+        let user_rules = user_rules
             .iter()
             .map(|rule| {
-                let regex = RegexBuilder::new(&rule.pattern)
-                    .case_insensitive(true)
-                    .build()?;
-                Ok((rule.event_type, regex, rule.fields.clone()))
+                Ok(UserRule {
+                    event_type: rule.event_type,
+                    regex: compile(&rule.pattern)?,
+                    fields: rule.fields.clone(),
+                })
             })
             .collect::<Result<Vec<_>, regex::Error>>()?;
-        let compile =
-            |rules: Vec<(EventType, String)>| -> Result<(RegexSet, Vec<EventType>), regex::Error> {
-                let (types, patterns): (Vec<EventType>, Vec<String>) = rules.into_iter().unzip();
-                let set = RegexSetBuilder::new(patterns)
-                    .case_insensitive(true)
-                    .build()?;
-                Ok((set, types))
-            };
+        let (summary_types, summary_patterns): (Vec<_>, Vec<_>) = summary_rules()
+            .into_iter()
+            .map(|(event_type, name, pattern)| ((event_type, name), pattern))
+            .unzip();
+        let summary = RegexSetBuilder::new(summary_patterns)
+            .case_insensitive(true)
+            .build()?;
+        let description = description_rules()
+            .into_iter()
+            .map(|(event_type, name, pattern)| {
+                Ok(DescriptionRule {
+                    event_type,
+                    name,
+                    regex: compile(&pattern)?,
+                })
+            })
+            .collect::<Result<Vec<_>, regex::Error>>()?;
         Ok(Classifier {
             user_rules,
-            builtin_by_field: [
-                compile(summary_rules())?,
-                compile(summary_rules())?,
-                compile(description_rules())?,
-            ],
-            failure: RegexBuilder::new(FAILURE).case_insensitive(true).build()?,
+            builtin,
+            summary: (summary, summary_types),
+            description,
+            failure: compile(FAILURE)?,
         })
     }
 
-    /// The record's type; `Audit` when nothing matched.
-    pub fn classify(&self, record: &AuditLog<'_>) -> EventType {
+    /// The record's type (`Audit` when nothing matched), its target when a rule named it,
+    /// and what decided.
+    pub fn classify(&self, record: &AuditLog<'_>) -> Classification {
+        let decided = |event_type, target, matched_by| Classification {
+            event_type,
+            target,
+            matched_by,
+        };
+        let description = record.event_description.as_deref();
         if let Some(own) = record
             .event_type
             .as_deref()
             .and_then(|t| t.parse::<EventType>().ok())
         {
-            return own;
+            return decided(own, self.target_in(own, description), MatchedBy::RecordType);
         }
-        let text_of = |field: Field| match field {
-            Field::UserAction => record.user_action.as_deref(),
-            Field::EventName => record.event_name.as_deref(),
-            Field::EventDescription => record.event_description.as_deref(),
-        };
-        for (event_type, regex, fields) in &self.user_rules {
-            if fields
-                .iter()
-                .filter_map(|f| text_of(*f))
-                .any(|text| regex.is_match(text))
-            {
-                return *event_type;
+        let text_of = |field: Field| {
+            match field {
+                Field::UserAction => record.user_action.as_deref(),
+                Field::EventName => record.event_name.as_deref(),
+                Field::EventDescription => description,
             }
+            .filter(|text| !text.trim().is_empty())
+        };
+        for (idx, rule) in self.user_rules.iter().enumerate() {
+            for text in rule.fields.iter().filter_map(|f| text_of(*f)) {
+                if let Some(captures) = rule.regex.captures(text) {
+                    let target = captures
+                        .name("target")
+                        .map(|m| m.as_str().to_string())
+                        .or_else(|| self.target_in(rule.event_type, description));
+                    return decided(rule.event_type, target, MatchedBy::UserRule(idx));
+                }
+            }
+        }
+        if !self.builtin {
+            return decided(EventType::Audit, None, MatchedBy::Nothing);
         }
         let failed = [Field::UserAction, Field::EventDescription]
             .into_iter()
             .filter_map(text_of)
             .any(|text| self.failure.is_match(text));
         if failed {
-            return EventType::Audit;
+            return decided(EventType::Audit, None, MatchedBy::Failure);
         }
-        let fields = [Field::UserAction, Field::EventName, Field::EventDescription];
-        for (field, (set, types)) in fields.into_iter().zip(&self.builtin_by_field) {
+        // The first field present decides alone.
+        for field in [Field::UserAction, Field::EventName] {
             let Some(text) = text_of(field) else { continue };
-            if let Some(first) = set.matches(text).iter().next() {
-                return types[first];
+            let (set, types) = &self.summary;
+            return match set.matches(text).iter().next() {
+                Some(first) => {
+                    let (event_type, name) = types[first];
+                    decided(
+                        event_type,
+                        self.target_in(event_type, description),
+                        MatchedBy::Builtin(field, name),
+                    )
+                }
+                None => decided(EventType::Audit, None, MatchedBy::Nothing),
+            };
+        }
+        if let Some(text) = description {
+            for rule in &self.description {
+                if let Some(target) = captured_target(&rule.regex, text) {
+                    return decided(
+                        rule.event_type,
+                        target,
+                        MatchedBy::Builtin(Field::EventDescription, rule.name),
+                    );
+                }
             }
         }
-        EventType::Audit
+        decided(EventType::Audit, None, MatchedBy::Nothing)
     }
+
+    /// The target the built-in description rules of `event_type` find in `description`.
+    fn target_in(&self, event_type: EventType, description: Option<&str>) -> Option<String> {
+        let description = description?;
+        self.description
+            .iter()
+            .filter(|rule| rule.event_type == event_type)
+            .find_map(|rule| captured_target(&rule.regex, description))
+            .flatten()
+    }
+}
+
+/// Whether `regex` matches `text` with a plausible target: `None` when it does not match (or
+/// only catches a word that names no user), `Some(None)` when it matches without a target.
+fn captured_target(regex: &Regex, text: &str) -> Option<Option<String>> {
+    for captures in regex.captures_iter(text) {
+        match captures.name("target") {
+            None => return Some(None),
+            Some(found) => {
+                let name = found.as_str().trim_end_matches(['.', ':', ')']);
+                if !name.is_empty() && !NOT_A_NAME.contains(&name.to_ascii_lowercase().as_str()) {
+                    return Some(Some(name.to_string()));
+                }
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -184,9 +390,11 @@ mod tests {
     }
 
     fn check(action: &str, name: &str, description: &str, expected: EventType) {
-        let classifier = Classifier::new(&[]).unwrap();
+        let classifier = Classifier::new(&[], true).unwrap();
         assert_eq!(
-            classifier.classify(&record(action, name, description)),
+            classifier
+                .classify(&record(action, name, description))
+                .event_type,
             expected,
             "userAction={action:?} eventName={name:?} eventDescription={description:?}"
         );
@@ -359,7 +567,10 @@ mod tests {
         let mut own = record("Alert Channel Created", "", "");
         own.event_type = Some(Cow::Borrowed("user_deleted"));
         assert_eq!(
-            Classifier::new(&[]).unwrap().classify(&own),
+            Classifier::new(&[], true)
+                .unwrap()
+                .classify(&own)
+                .event_type,
             EventType::UserDeleted
         );
 
@@ -368,15 +579,204 @@ mod tests {
             pattern: "^member onboarded$".into(),
             fields: vec![Field::UserAction],
         }];
-        let classifier = Classifier::new(&rules).unwrap();
+        let classifier = Classifier::new(&rules, true).unwrap();
         assert_eq!(
-            classifier.classify(&record("Member Onboarded", "", "")),
+            classifier
+                .classify(&record("Member Onboarded", "", ""))
+                .event_type,
             EventType::UserCreated
         );
         // The rule looks only at userAction.
         assert_eq!(
-            classifier.classify(&record("", "Member Onboarded", "")),
+            classifier
+                .classify(&record("", "Member Onboarded", ""))
+                .event_type,
             EventType::Audit
+        );
+    }
+
+    /// The classification and target of a record with `actor` as its `userName`.
+    fn classified(action: &str, name: &str, description: &str) -> (EventType, Option<String>) {
+        static BUILTIN: std::sync::LazyLock<Classifier> =
+            std::sync::LazyLock::new(|| Classifier::new(&[], true).unwrap());
+        let found = BUILTIN.classify(&record(action, name, description));
+        (found.event_type, found.target)
+    }
+
+    #[test]
+    fn actor_first_user_events_name_the_user_acted_upon() {
+        use EventType::*;
+        let cases = [
+            (
+                "User Created",
+                "User admin@acme.com created user bob@acme.com in ACME account",
+                UserCreated,
+                "bob@acme.com",
+            ),
+            (
+                "",
+                "User admin@acme.com created user bob@acme.com in ACME account",
+                UserCreated,
+                "bob@acme.com",
+            ),
+            (
+                "",
+                "User admin@acme.com added new team member 'carol@acme.com'",
+                UserCreated,
+                "carol@acme.com",
+            ),
+            (
+                "",
+                "User admin@acme.com deleted user bob@acme.com",
+                UserDeleted,
+                "bob@acme.com",
+            ),
+            ("", "admin@acme.com removed user bob", UserDeleted, "bob"),
+            (
+                "",
+                "User admin@acme.com disabled user bob@acme.com",
+                UserDisabled,
+                "bob@acme.com",
+            ),
+            (
+                "",
+                "User admin@acme.com has enabled user bob@acme.com",
+                UserEnabled,
+                "bob@acme.com",
+            ),
+            (
+                "",
+                "User admin@acme.com deactivated service user svc-ci",
+                UserDisabled,
+                "svc-ci",
+            ),
+            (
+                "",
+                "User admin@acme.com changed the role of bob@acme.com to ADMIN",
+                UserRoleChanged,
+                "bob@acme.com",
+            ),
+            (
+                "",
+                "User admin@acme.com added user bob@acme.com to group admins",
+                UserRoleChanged,
+                "bob@acme.com",
+            ),
+            (
+                "User Role Changed",
+                "User admin@acme.com changed the role of user bob@acme.com",
+                UserRoleChanged,
+                "bob@acme.com",
+            ),
+            (
+                "",
+                "User bob@acme.com was created by admin@acme.com",
+                UserCreated,
+                "bob@acme.com",
+            ),
+            (
+                "",
+                "User info@example.com logged in to Lacework account using OAuth credentials",
+                UserLogin,
+                "info@example.com",
+            ),
+        ];
+        for (action, description, expected, target) in cases {
+            assert_eq!(
+                classified(action, "", description),
+                (expected, Some(target.to_string())),
+                "{action:?} / {description:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_admin_acting_on_anything_but_a_user_or_key_stays_audit_in_both_word_orders() {
+        let objects = [
+            "alert channel soc-slack",
+            "alert rule 'critical'",
+            "report rule daily",
+            "resource group prod",
+            "cloud account integration aws-prod",
+            "container registry ecr",
+            "agent access token k8s",
+            "policy lacework-global-1",
+            "user group soc",
+            "custom role auditor",
+            "team soc",
+            "vulnerability exception cve-1",
+            "data export rule siem",
+            "query q1",
+        ];
+        let verbs = [
+            "created", "deleted", "enabled", "disabled", "added", "removed", "updated",
+        ];
+        for object in objects {
+            for verb in verbs {
+                for description in [
+                    format!("User admin@acme.com {verb} {object} in ACME account"),
+                    format!("admin@acme.com {verb} {object}"),
+                    format!("{object} {verb} by admin@acme.com"),
+                    format!("{verb} {object}"),
+                ] {
+                    let (found, _) = classified("", "", &description);
+                    assert_eq!(found, EventType::Audit, "{description:?}");
+                }
+                // With a summary present, the summary decides alone.
+                let title: String = object.split(' ').take(2).collect::<Vec<_>>().join(" ");
+                let action = format!("{title} {verb}");
+                let description = format!("User admin@acme.com {verb} {object}");
+                let (found, _) = classified(&action, "", &description);
+                assert_eq!(found, EventType::Audit, "{action:?} / {description:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_summary_decides_alone_when_present() {
+        // The free text would say USER_CREATED; the summary says something else.
+        assert_eq!(
+            classified(
+                "Alert Channel Created",
+                "",
+                "User admin@acme.com created user bob@acme.com"
+            )
+            .0,
+            EventType::Audit
+        );
+        // No userAction: eventName decides, and it names no lifecycle change.
+        assert_eq!(
+            classified("", "Alert Channel", "Added user bob@acme.com").0,
+            EventType::Audit
+        );
+        // Both absent: the description is read.
+        assert_eq!(
+            classified("", "", "Added user bob@acme.com").0,
+            EventType::UserCreated
+        );
+    }
+
+    #[test]
+    fn a_rules_target_group_names_the_target_and_builtin_rules_can_be_turned_off() {
+        let rules = [RuleConfig {
+            event_type: EventType::UserDeleted,
+            pattern: r"offboarded (?P<target>\S+@\S+)".into(),
+            fields: vec![Field::EventDescription],
+        }];
+        let classifier = Classifier::new(&rules, false).unwrap();
+        let found = classifier.classify(&record(
+            "Member Offboarded",
+            "",
+            "admin@acme.com offboarded dave@acme.com",
+        ));
+        assert_eq!(found.event_type, EventType::UserDeleted);
+        assert_eq!(found.target.as_deref(), Some("dave@acme.com"));
+        assert_eq!(found.matched_by, MatchedBy::UserRule(0));
+        // Without the built-in table, what only it knows stays AUDIT.
+        let found = classifier.classify(&record("User Created", "User", ""));
+        assert_eq!(
+            (found.event_type, found.matched_by),
+            (EventType::Audit, MatchedBy::Nothing)
         );
     }
 }

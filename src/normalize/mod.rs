@@ -11,4 +11,4 @@ mod normalizer;
 mod target;
 
 pub(crate) use id::IdAssigner;
-pub(crate) use normalizer::{NormalizedPage, Normalizer};
+pub(crate) use normalizer::{Explained, NormalizedPage, Normalizer};

@@ -5,10 +5,10 @@ use std::ops::Range;
 use serde_json::value::RawValue;
 
 use crate::config::{EventsConfig, Include};
-use crate::event::{EventType, LifecycleEvent, RecordId, SCHEMA};
+use crate::event::{EventType, LifecycleEvent, RecordId, SCHEMA, Source};
 use crate::lacework::{AuditLog, AuditLogPage};
 use crate::normalize::IdAssigner;
-use crate::normalize::classify::Classifier;
+use crate::normalize::classify::{Classification, Classifier, MatchedBy};
 use crate::normalize::id::content_digest;
 use crate::normalize::target::extract_target;
 
@@ -29,6 +29,22 @@ pub(crate) struct NormalizedPage {
     pub n_outside: usize,
 }
 
+/// One record as `classify` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Explained {
+    pub event_type: EventType,
+    pub target: Option<String>,
+    /// The rule that decided, e.g. `built-in userAction: user-created`.
+    pub matched_by: String,
+    /// Whether any rule decided (a failure rule counts); `false` is an unmatched record.
+    pub matched: bool,
+    pub time_ms: Option<i64>,
+    pub actor: Option<String>,
+    pub user_action: Option<String>,
+    pub event_name: Option<String>,
+    pub description: Option<String>,
+}
+
 /// Classifies records and builds events from them.
 #[derive(Debug, Clone)]
 pub(crate) struct Normalizer {
@@ -45,10 +61,37 @@ impl Normalizer {
         default_account: Option<String>,
     ) -> Result<Normalizer, regex::Error> {
         Ok(Normalizer {
-            classifier: Classifier::new(&events.rules)?,
+            classifier: Classifier::new(&events.rules, events.builtin_rules)?,
             include: events.include,
             default_account,
         })
+    }
+
+    /// How one record is classified, for `classify`: its type, target and the rule that
+    /// decided, whatever `include` says.
+    pub(crate) fn explain(&self, raw: &RawValue) -> Explained {
+        let record = AuditLog::parse(raw).unwrap_or_default();
+        let classification = self.classifier.classify(&record);
+        let actor = record.user_name.as_deref().map(str::to_string);
+        let target = classification.target.clone().or_else(|| {
+            extract_target(
+                classification.event_type,
+                record.event_description.as_deref(),
+                actor.as_deref(),
+            )
+        });
+        let text = |field: &Option<std::borrow::Cow<'_, str>>| field.as_deref().map(str::to_string);
+        Explained {
+            event_type: classification.event_type,
+            target,
+            matched_by: classification.matched_by.to_string(),
+            matched: classification.matched_by != MatchedBy::Nothing,
+            time_ms: record.created_ms(),
+            actor,
+            user_action: text(&record.user_action),
+            event_name: text(&record.event_name),
+            description: text(&record.event_description),
+        }
     }
 
     /// Turns a page into the events to emit: parse each record, keep only those whose time
@@ -78,9 +121,10 @@ impl Normalizer {
                 normalized.n_outside += 1;
                 continue;
             }
-            let Some(event_type) = self.emitted_type(&record) else {
+            let classification = self.classifier.classify(&record);
+            if !classification.event_type.is_lifecycle() && self.include != Include::All {
                 continue;
-            };
+            }
             let digest = content_digest(&record);
             let id = ids.next_id(&digest);
             normalized
@@ -88,15 +132,9 @@ impl Normalizer {
                 .push(digest[..16].try_into().expect("16 bytes"));
             normalized
                 .events
-                .push(self.build_event(raw, &record, event_type, id));
+                .push(self.build_event(raw, &record, classification, id));
         }
         normalized
-    }
-
-    /// The type to emit the record as, or `None` when the configuration does not emit it.
-    fn emitted_type(&self, record: &AuditLog<'_>) -> Option<EventType> {
-        let event_type = self.classifier.classify(record);
-        (event_type.is_lifecycle() || self.include == Include::All).then_some(event_type)
     }
 
     /// Builds the event for a record already given its type and id.
@@ -104,15 +142,18 @@ impl Normalizer {
         &self,
         raw: &RawValue,
         record: &AuditLog<'_>,
-        event_type: EventType,
+        classification: Classification,
         id: RecordId,
     ) -> LifecycleEvent {
+        let event_type = classification.event_type;
         let actor = record.user_name.as_deref().map(str::to_string);
-        let target = extract_target(
-            event_type,
-            record.event_description.as_deref(),
-            actor.as_deref(),
-        );
+        let target = classification.target.or_else(|| {
+            extract_target(
+                event_type,
+                record.event_description.as_deref(),
+                actor.as_deref(),
+            )
+        });
         LifecycleEvent {
             schema: SCHEMA,
             id,
@@ -127,6 +168,7 @@ impl Normalizer {
             target,
             action: record.user_action.as_deref().map(str::to_string),
             description: record.event_description.as_deref().map(str::to_string),
+            source: Source::Audit,
             raw: one_line(raw),
         }
     }
@@ -159,19 +201,20 @@ mod tests {
 
     #[test]
     fn include_all_emits_unclassified_records_as_audit() {
-        let record_text = raw(r#"{"userAction":"Alert Channel Created","accountName":"ACME"}"#);
-        let record = AuditLog::parse(&record_text).unwrap();
+        let alert = page(&[r#"{"userAction":"Alert Channel Created","accountName":"ACME"}"#]);
         let lifecycle = Normalizer::new(&EventsConfig::default(), None).unwrap();
-        assert_eq!(lifecycle.emitted_type(&record), None);
+        let normalized = lifecycle.normalize_page(&alert, None, &mut IdAssigner::default());
+        assert!(normalized.events.is_empty());
         let all = Normalizer::new(
             &EventsConfig {
                 include: Include::All,
-                rules: vec![],
+                ..EventsConfig::default()
             },
             Some("acme".into()),
         )
         .unwrap();
-        assert_eq!(all.emitted_type(&record), Some(EventType::Audit));
+        let normalized = all.normalize_page(&alert, None, &mut IdAssigner::default());
+        assert_eq!(normalized.events[0].event_type, EventType::Audit);
     }
 
     #[test]
@@ -179,8 +222,8 @@ mod tests {
         let normalizer = Normalizer::new(&EventsConfig::default(), Some("acme".into())).unwrap();
         let text = raw(r#"{"userAction":"User Created","eventDescription":"Added user b@x.io"}"#);
         let record = AuditLog::parse(&text).unwrap();
-        let event =
-            normalizer.build_event(&text, &record, EventType::UserCreated, RecordId([0; 16]));
+        let classification = normalizer.classifier.classify(&record);
+        let event = normalizer.build_event(&text, &record, classification, RecordId([0; 16]));
         assert_eq!(event.account.as_deref(), Some("acme"));
         assert_eq!(event.target.as_deref(), Some("b@x.io"));
         assert_eq!(event.time, None);

@@ -47,19 +47,41 @@ const NOT_A_NAME: &[&str] = &[
     "from",
 ];
 
-/// The affected user named by `description`, or `None`.
+/// The affected user named by `description`, or `None`: the fallback when no rule captured
+/// one.
 ///
-/// An address right after "by" is who acted, not whom it was done to. A login's target is the
-/// user who logged in, so it falls back to the actor.
+/// The actor is never the target (descriptions name the actor first: "User admin@acme.com
+/// created user bob@acme.com"), and neither is an address right after "by". A login's target
+/// is the user who logged in, so it falls back to the actor.
 pub fn extract_target(
     event_type: EventType,
     description: Option<&str>,
     actor: Option<&str>,
 ) -> Option<String> {
+    // An audit record is about something other than a user, or nobody knows what.
+    if event_type == EventType::Audit {
+        return None;
+    }
     if let Some(description) = description {
+        let is_actor = |name: &str| {
+            event_type != EventType::UserLogin
+                && actor.is_some_and(|actor| actor.eq_ignore_ascii_case(name))
+        };
         for found in EMAIL.find_iter(description) {
             let before = description[..found.start()].trim_end().to_ascii_lowercase();
-            if before.ends_with(" by") || before.ends_with(" by user") || before == "by" {
+            // "User admin@acme.com created …" opens an actor-first sentence: the address is
+            // the actor, unless a "by" later makes the sentence passive ("User bob@acme.com
+            // created by admin@acme.com").
+            let after = description[found.end()..].to_ascii_lowercase();
+            let opens = event_type != EventType::UserLogin
+                && (before.is_empty() || before == "user")
+                && !after.contains(" by ");
+            if before.ends_with(" by")
+                || before.ends_with(" by user")
+                || before == "by"
+                || opens
+                || is_actor(found.as_str())
+            {
                 continue;
             }
             return Some(found.as_str().to_string());
@@ -71,9 +93,12 @@ pub fn extract_target(
                 // Addresses were weighed above; "by user x" names the actor.
                 let is_actor = before.to_ascii_lowercase().ends_with(" by")
                     || before.eq_ignore_ascii_case("by");
+                let is_actor_name =
+                    |name: &str| actor.is_some_and(|a| a.eq_ignore_ascii_case(name));
                 if !name.is_empty()
                     && !name.contains('@')
                     && !is_actor
+                    && !is_actor_name(name)
                     && !NOT_A_NAME.contains(&name.to_ascii_lowercase().as_str())
                 {
                     return Some(name.to_string());
@@ -129,5 +154,23 @@ mod tests {
         check(UserCreated, "User created", None);
         check(Audit, "Report rule created by user bob@acme.com", None);
         check(Audit, "Report rule created by user bob", None);
+        check(
+            UserCreated,
+            "User actor@acme.com created user bob@acme.com in ACME account",
+            Some("bob@acme.com"),
+        );
+        check(
+            UserDeleted,
+            "User actor@acme.com deleted user bob",
+            Some("bob"),
+        );
+        check(UserDisabled, "User actor@acme.com disabled", None);
+        check(
+            UserCreated,
+            "User admin@acme.com did something to bob@acme.com",
+            Some("bob@acme.com"),
+        );
+        check(UserCreated, "admin@acme.com created something", None);
+        check(Audit, "User admin@acme.com created alert channel soc", None);
     }
 }

@@ -25,6 +25,7 @@ pub(crate) fn event(n: u32) -> LifecycleEvent {
         target: Some(format!("user{n}@acme.com")),
         action: Some("User Created".into()),
         description: Some(format!("User user{n}@acme.com created by admin@acme.com")),
+        source: crate::event::Source::Audit,
         raw: RawValue::from_string(r#"{"accountName":"ACME"}"#.into()).expect("valid JSON"),
     }
 }

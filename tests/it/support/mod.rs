@@ -650,7 +650,7 @@ pub fn id_of(event: &Value) -> &str {
 }
 
 /// Fields every event has, in the v1 schema.
-const EVENT_FIELDS: [&str; 10] = [
+const EVENT_FIELDS: [&str; 11] = [
     "schema",
     "id",
     "type",
@@ -660,6 +660,7 @@ const EVENT_FIELDS: [&str; 10] = [
     "target",
     "action",
     "description",
+    "source",
     "raw",
 ];
 
@@ -678,6 +679,9 @@ pub fn shape_problems(event: &Value) -> Vec<String> {
     }
     if event["schema"] != SCHEMA {
         problems.push(format!("schema {}", event["schema"]));
+    }
+    if event["source"] != "audit" {
+        problems.push(format!("source {}, expected \"audit\"", event["source"]));
     }
     let id = id_of(event);
     if id.len() != 32
