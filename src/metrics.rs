@@ -221,6 +221,16 @@ pub mod emit {
         );
     }
 
+    /// An audit record said the exporter's own API key was disabled or deleted.
+    pub fn own_api_key_revoked(key_id: &str) {
+        global().gauge_set(
+            "lae_own_api_key_revoked",
+            "1 once an audit record said this exporter's own API key was disabled or deleted: it stops working when its token expires.",
+            &[("key_id", key_id)],
+            1.0,
+        );
+    }
+
     /// `RateLimit-Remaining` as last seen.
     pub fn api_ratelimit_remaining(endpoint: &str, remaining: f64) {
         global().gauge_set(

@@ -7,6 +7,7 @@
 //!
 //! Invariant: this module imports nothing of ours but `event::RecordId` and the time helpers.
 
+mod inventory;
 mod ledger;
 mod lock;
 mod sink_progress;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use crate::event::RecordId;
 use crate::time::now_ms;
 
+pub(crate) use inventory::Seen;
 pub(crate) use ledger::{
     CursorMove, PageDone, ResumePoint, ResweepState, WindowCounts, WindowKey, WindowKind, WindowRow,
 };
@@ -261,6 +263,56 @@ impl CheckpointStore {
         let (sink, stream) = (sink.to_string(), stream.to_string());
         self.with_connection(move |c| {
             sink_progress::import(c, &sink, sole, &stream, cursor, &ids, now_ms())
+        })
+        .await
+    }
+
+    /// The stream's last user-inventory snapshot: when it was taken, and its users (JSON).
+    pub async fn inventory(&self, stream: &str) -> Result<Option<(i64, String)>, Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| inventory::snapshot(c, &stream))
+            .await
+    }
+
+    /// Replaces the stream's user-inventory snapshot.
+    pub async fn save_inventory(
+        &self,
+        stream: &str,
+        taken_at_ms: i64,
+        users: String,
+    ) -> Result<(), Error> {
+        let stream = stream.to_string();
+        self.with_connection(move |c| inventory::save_snapshot(c, &stream, taken_at_ms, &users))
+            .await
+    }
+
+    /// Notes lifecycle changes delivered (type, lower-cased user, time, source).
+    pub async fn note_lifecycle(&self, stream: &str, seen: Vec<Seen>) -> Result<(), Error> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let stream = stream.to_string();
+        self.with_connection(move |c| inventory::note(c, &stream, &seen))
+            .await
+    }
+
+    /// Whether `source` delivered a change of `event_type` about `target` within `range`.
+    pub async fn lifecycle_seen(
+        &self,
+        stream: &str,
+        event_type: &str,
+        target: &str,
+        source: &str,
+        range: (i64, i64),
+    ) -> Result<bool, Error> {
+        let (stream, event_type, target, source) = (
+            stream.to_string(),
+            event_type.to_string(),
+            target.to_lowercase(),
+            source.to_string(),
+        );
+        self.with_connection(move |c| {
+            inventory::was_seen(c, &stream, &event_type, &target, &source, range)
         })
         .await
     }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::checkpoint::inventory::SCHEMA_V4;
 use crate::checkpoint::ledger::SCHEMA_V2;
 use crate::checkpoint::sink_progress::SCHEMA_V3;
 use crate::checkpoint::{Cursor, Delivered, Error, ReplayJob, StreamState};
@@ -17,8 +18,8 @@ use crate::event::RecordId;
 pub const UNTIMED: i64 = i64::MIN;
 
 /// Version of the schema this build writes: 2 added the window ledger and re-sweeps, 3 the
-/// delivery progress per sink.
-pub const SCHEMA_VERSION: i64 = 3;
+/// delivery progress per sink, 4 reconciliation.
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE cursor (
@@ -130,6 +131,9 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), Error> {
     }
     if version < 3 {
         tx.execute_batch(SCHEMA_V3).map_err(sqlite_error)?;
+    }
+    if version < 4 {
+        tx.execute_batch(SCHEMA_V4).map_err(sqlite_error)?;
     }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -243,6 +247,7 @@ pub fn prune(c: &mut Connection, stream: &str, before_ms: i64) -> rusqlite::Resu
     )?;
     crate::checkpoint::ledger::prune(&tx, stream, before_ms)?;
     crate::checkpoint::sink_progress::prune(&tx, stream, before_ms)?;
+    crate::checkpoint::inventory::prune(&tx, stream, before_ms)?;
     tx.commit()?;
     Ok(pruned)
 }
@@ -256,6 +261,8 @@ pub fn reset(c: &mut Connection, stream: &str) -> rusqlite::Result<()> {
         "window_resume_keys",
         "resweep",
         "sink_taken",
+        "inventory",
+        "lifecycle_seen",
     ] {
         tx.execute(&format!("DELETE FROM {table} WHERE stream = ?1"), [stream])?;
     }

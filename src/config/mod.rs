@@ -8,6 +8,7 @@ mod events;
 mod key_file;
 mod lacework;
 mod poll;
+mod reconcile;
 pub(crate) mod secrets;
 mod telemetry;
 mod units;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 pub use events::{EventsConfig, Include, RuleConfig};
 pub use lacework::{Credentials, LaceworkConfig, RateBudget};
 pub use poll::{PollConfig, StateConfig};
+pub use reconcile::ReconcileConfig;
 pub use telemetry::TelemetryConfig;
 pub use units::ByteSize;
 
@@ -46,6 +48,9 @@ pub struct Config {
     /// Metrics and health endpoints.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Comparing the user inventory with its last snapshot.
+    #[serde(default)]
+    pub reconcile: ReconcileConfig,
 }
 
 /// A configuration problem, with the key it concerns and, when known, the file and line.
@@ -132,6 +137,7 @@ impl Config {
         self.state.validate(&self.poll)?;
         self.events.validate()?;
         self.telemetry.validate(&self.poll)?;
+        self.reconcile.validate()?;
         if self.sinks.is_empty() {
             return Err(ConfigError::invalid(
                 "sinks",
@@ -176,6 +182,7 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.lacework.warnings();
         warnings.extend(self.poll.warnings());
+        warnings.extend(self.reconcile.warnings());
         warnings.extend(self.sinks.iter().flat_map(SinkConfig::warnings));
         warnings
     }

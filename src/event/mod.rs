@@ -157,8 +157,8 @@ pub struct LifecycleEvent {
     pub action: Option<String>,
     /// `eventDescription`.
     pub description: Option<String>,
-    /// Where the event was learned: `audit`, the audit log. (`reconcile`, a change in the
-    /// user inventory the audit log did not tell, comes with reconciliation.)
+    /// Where the event was learned: `audit` (the audit log) or `reconcile` (a change between
+    /// two snapshots of the user inventory).
     pub source: Source,
     /// The record exactly as received.
     pub raw: Box<RawValue>,
@@ -170,6 +170,8 @@ pub struct LifecycleEvent {
 pub enum Source {
     /// An audit-log record.
     Audit,
+    /// A difference between two snapshots of the user inventory.
+    Reconcile,
 }
 
 /// An event's stable id: 128 bits, shown as 32 lowercase hex digits. How it is derived from a

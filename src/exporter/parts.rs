@@ -28,6 +28,10 @@ pub(crate) struct Parts {
     poll: PollConfig,
     /// How long delivered ids are remembered.
     retention: Duration,
+    /// The account events name.
+    account: Option<String>,
+    /// How often the user inventory is reconciled; zero: never.
+    reconcile_every: Duration,
 }
 
 impl Parts {
@@ -65,7 +69,8 @@ impl Parts {
             .sub_account
             .clone()
             .or_else(|| config.lacework.account.clone());
-        let normalizer = Normalizer::new(&config.events, default_account).map_err(Error::Rules)?;
+        let normalizer =
+            Normalizer::new(&config.events, default_account.clone()).map_err(Error::Rules)?;
         let sinks = SinkSet::build(&selected, context)
             .await
             .map_err(Error::SinkConfig)?;
@@ -75,6 +80,8 @@ impl Parts {
             sinks: Arc::new(sinks),
             poll: config.poll.clone(),
             retention: config.state.effective_retention(&config.poll),
+            account: default_account,
+            reconcile_every: config.reconcile.every,
         })
     }
 
@@ -114,6 +121,8 @@ impl Parts {
                 sinks: Arc::clone(&self.sinks),
                 store,
                 progress,
+                account: self.account.clone(),
+                reconcile_every: self.reconcile_every,
             },
             self.poll.clone(),
             self.retention,

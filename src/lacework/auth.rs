@@ -128,7 +128,7 @@ impl TokenProvider {
                     status,
                     endpoint: TOKEN_PATH.to_string(),
                     message: format!(
-                        "{} (check key_id and the secret of API key {})",
+                        "{} (check key_id and the secret of API key {}. Lacework also refuses a key that was disabled or deleted, and a key whose creator is no longer an admin (made a plain user since): see Settings > API keys, and create a new key if needed)",
                         api_message(&bytes),
                         self.key_id
                     ),

@@ -65,6 +65,7 @@ pub struct LaceworkClient {
 struct Inner {
     http: reqwest::Client,
     origin: Url,
+    key_id: String,
     scope_headers: HeaderMap,
     tokens: TokenProvider,
     governor: Arc<Governor>,
@@ -74,6 +75,11 @@ struct Inner {
 }
 
 impl LaceworkClient {
+    /// The id of the API key this client authenticates with.
+    pub fn key_id(&self) -> &str {
+        &self.inner.key_id
+    }
+
     /// Builds a client; sends nothing yet.
     pub fn new(
         credentials: &Credentials,
@@ -118,6 +124,7 @@ impl LaceworkClient {
             inner: Arc::new(Inner {
                 http,
                 origin: credentials.api_origin.clone(),
+                key_id: credentials.key_id.clone(),
                 scope_headers,
                 tokens,
                 governor,
@@ -222,6 +229,76 @@ impl LaceworkClient {
                 }
                 Err(error) => return Err(error),
             }
+        }
+    }
+
+    /// GETs an endpoint that answers one JSON document (the user inventory), with the
+    /// token, the governor at `priority`, retries and one token refresh on 401: the body of a
+    /// 200. A 401 or 403 is `Error::Auth` (for these endpoints: missing rights, not a bad key,
+    /// since the token was just issued).
+    pub async fn get_document(
+        &self,
+        path: &'static str,
+        priority: Priority,
+    ) -> Result<Vec<u8>, Error> {
+        let url = self.inner.origin.join(path).expect("static path joins");
+        self.with_retries(path, || async {
+            let mut refreshed = false;
+            loop {
+                let token = self.inner.tokens.get().await?;
+                self.inner.governor.acquire(priority, path).await;
+                match self.send_get_document(&url, path, &token).await {
+                    Err(Error::Auth { status: 401, .. }) if !refreshed => {
+                        self.inner.tokens.invalidate(&token).await;
+                        refreshed = true;
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+    }
+
+    async fn send_get_document(
+        &self,
+        url: &Url,
+        path: &'static str,
+        token: &Token,
+    ) -> Result<Vec<u8>, Error> {
+        let response = self
+            .inner
+            .http
+            .get(url.clone())
+            .bearer_auth(&token.value)
+            .headers(self.inner.scope_headers.clone())
+            .send()
+            .await
+            .map_err(|source| {
+                crate::metrics::emit::api_request(path, transport_label(&source));
+                Error::Transport {
+                    endpoint: path.to_string(),
+                    source,
+                }
+            })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        crate::metrics::emit::api_request(path, response.status().as_str());
+        self.inner.governor.observe(path, status, &headers);
+        self.inner.server_clock.observe(&headers);
+        let bytes = read_body(response, path).await?;
+        match status {
+            200 => Ok(bytes.to_vec()),
+            401 | 403 => Err(Error::Auth {
+                status,
+                endpoint: path.to_string(),
+                message: api_message(&bytes),
+            }),
+            _ => Err(Error::Status {
+                status,
+                endpoint: path.to_string(),
+                message: api_message(&bytes),
+                retry_after: server_wait(status, &headers),
+            }),
         }
     }
 

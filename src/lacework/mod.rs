@@ -10,8 +10,10 @@ mod clock;
 mod error;
 mod governor;
 mod http;
+mod inventory;
 
 pub use audit_logs::{AuditLog, AuditLogPage};
 pub use client::{AuditLogPager, ClientOptions, LaceworkClient};
 pub use error::Error;
 pub use governor::Priority;
+pub use inventory::{InventoryUser, is_refusal};

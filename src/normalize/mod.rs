@@ -8,7 +8,9 @@
 mod classify;
 mod id;
 mod normalizer;
+mod reconcile;
 mod target;
 
 pub(crate) use id::IdAssigner;
 pub(crate) use normalizer::{Explained, NormalizedPage, Normalizer};
+pub(crate) use reconcile::changes as inventory_changes;

@@ -8,7 +8,9 @@
 
 mod error;
 mod fanout;
+mod own_key;
 mod reader;
+mod reconcile;
 mod resweep;
 #[cfg(test)]
 mod tests;
@@ -27,11 +29,12 @@ use crate::config::PollConfig;
 use crate::lacework::LaceworkClient;
 use crate::normalize::Normalizer;
 use crate::service::Progress;
-use crate::sinks::{SinkSet, StreamCursor};
+use crate::sinks::{Delivery, SinkSet, StreamCursor};
 use crate::time::{format_time_ms, now_ms};
 
 pub(crate) use error::Error;
 use reader::{Outcome, Scope, WindowReader};
+use reconcile::Reconciler;
 use resweep::Resweep;
 
 /// What one step of the live walk did.
@@ -74,12 +77,17 @@ pub(crate) struct PollerParts {
     pub store: CheckpointStore,
     /// Marks for the watchdog and `/healthz`.
     pub progress: Progress,
+    /// The account events name (for reconciled events).
+    pub account: Option<String>,
+    /// How often the user inventory is reconciled; zero: never.
+    pub reconcile_every: Duration,
 }
 
 /// Everything a walk needs.
 pub(crate) struct Poller {
     reader: WindowReader,
     sinks: Arc<SinkSet>,
+    reconciler: Reconciler,
     client: LaceworkClient,
     store: CheckpointStore,
     poll: PollConfig,
@@ -101,6 +109,7 @@ impl Poller {
         Poller {
             reader: WindowReader::new(&parts, poll.max_result_rows),
             sinks: Arc::clone(&parts.sinks),
+            reconciler: Reconciler::new(parts.reconcile_every, parts.account.clone()),
             client: parts.client,
             store: parts.store,
             poll,
@@ -227,6 +236,15 @@ impl Poller {
                 Ok(Step::Read) => failures = 0,
                 Ok(Step::Cancelled) => return Ok(()),
                 Ok(Step::Idle) => {
+                    // Caught up: the user inventory, when due.
+                    if self
+                        .reconciler
+                        .step(&self.client, &self.sinks, &self.store, stream, shutdown)
+                        .await?
+                        == Delivery::Cancelled
+                    {
+                        return Ok(());
+                    }
                     if once {
                         tracing::info!(stream, "Caught up; exiting (--once).");
                         return Ok(());

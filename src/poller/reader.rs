@@ -188,6 +188,9 @@ pub(crate) struct WindowReader {
     store: CheckpointStore,
     progress: Progress,
     result_cap: u64,
+    /// How often the user inventory is reconciled (zero: never): an audit event about a
+    /// change reconciliation delivered within it is not delivered again.
+    reconcile_every: std::time::Duration,
 }
 
 impl WindowReader {
@@ -200,6 +203,7 @@ impl WindowReader {
             store: parts.store.clone(),
             progress: parts.progress.clone(),
             result_cap,
+            reconcile_every: parts.reconcile_every,
         }
     }
 
@@ -283,6 +287,7 @@ impl WindowReader {
                 if self
                     .seen_before(stream, &event, query, scope, &delivered_before)
                     .await?
+                    || self.reconciled_before(stream, &event, scope).await?
                 {
                     stats.n_duplicates += 1;
                     continue;
@@ -377,6 +382,36 @@ impl WindowReader {
         Ok(false)
     }
 
+    /// Whether reconciliation already delivered this change (same type and user, within its
+    /// interval of the record's time).
+    async fn reconciled_before(
+        &self,
+        stream: &str,
+        event: &LifecycleEvent,
+        scope: Scope,
+    ) -> Result<bool, Error> {
+        let (Some(target), Some(time)) = (event.target.as_deref(), event.time) else {
+            return Ok(false);
+        };
+        if !scope.records_ids()
+            || self.reconcile_every.is_zero()
+            || !event.event_type.is_lifecycle()
+        {
+            return Ok(false);
+        }
+        let every = self.reconcile_every.as_millis() as i64;
+        Ok(self
+            .store
+            .lifecycle_seen(
+                stream,
+                event.event_type.as_str(),
+                target,
+                "reconcile",
+                (time - every, time + every),
+            )
+            .await?)
+    }
+
     /// Delivers the batch to every sink (minus what each took before) and records its ids,
     /// with `page` (the link to resume from) in the same transaction as the last
     /// acknowledgement.
@@ -411,6 +446,12 @@ impl WindowReader {
             return Ok(Delivery::Cancelled);
         }
         stats.n_events += batch.len();
+        crate::poller::own_key::watch(batch, self.client.key_id());
+        if scope.records_ids() && !self.reconcile_every.is_zero() {
+            self.store
+                .note_lifecycle(stream, crate::poller::reconcile::seen_of(batch))
+                .await?;
+        }
         if let Some(late_before) = late_before {
             let now = now_ms();
             let delays: Vec<f64> = batch

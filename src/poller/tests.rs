@@ -115,6 +115,8 @@ impl Harness {
                 )),
                 store: self.store.clone(),
                 progress: Progress::default(),
+                account: None,
+                reconcile_every: Duration::ZERO,
             },
             poll,
             Duration::from_secs(7 * 86_400),
