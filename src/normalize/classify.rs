@@ -88,6 +88,8 @@ pub struct Classifier {
     /// `userAction` and `eventName` rules: one set, with each pattern's type and name.
     summary: (RegexSet, Vec<(EventType, &'static str)>),
     description: Vec<DescriptionRule>,
+    /// An `eventName` that only names a user or an API key as the kind of object.
+    user_category: Regex,
     failure: Regex,
 }
 
@@ -268,6 +270,9 @@ impl Classifier {
             builtin,
             summary: (summary, summary_types),
             description,
+            user_category: compile(&format!(
+                r"^\s*(?:{USER}s?|{API_KEY}|user\s*groups?|user\s+log(?:in|out)|login)\s*$"
+            ))?,
             failure: compile(FAILURE)?,
         })
     }
@@ -317,7 +322,9 @@ impl Classifier {
         if failed {
             return decided(EventType::Audit, None, MatchedBy::Failure);
         }
-        // The first field present decides alone.
+        // The first field present decides alone, except an `eventName` that only names the
+        // kind of object ("User", "API Key", "User Login"): it says nothing of what happened,
+        // so the description decides. Any other category ("Alert Channel") stays `AUDIT`.
         for field in [Field::UserAction, Field::EventName] {
             let Some(text) = text_of(field) else { continue };
             let (set, types) = &self.summary;
@@ -330,6 +337,7 @@ impl Classifier {
                         MatchedBy::Builtin(field, name),
                     )
                 }
+                None if field == Field::EventName && self.user_category.is_match(text) => break,
                 None => decided(EventType::Audit, None, MatchedBy::Nothing),
             };
         }
@@ -748,6 +756,28 @@ mod tests {
         assert_eq!(
             classified("", "Alert Channel", "Added user bob@acme.com").0,
             EventType::Audit
+        );
+        // An eventName that only says "a user" (or "a user group") leaves it to the description.
+        assert_eq!(
+            classified("", "User", "User admin@acme.com created user bob@acme.com"),
+            (EventType::UserCreated, Some("bob@acme.com".to_string()))
+        );
+        assert_eq!(
+            classified(
+                "",
+                "User Group",
+                "User admin@acme.com created user group soc"
+            )
+            .0,
+            EventType::Audit
+        );
+        assert_eq!(
+            classified(
+                "",
+                "User Group",
+                "User a@acme.com added user b@acme.com to group soc"
+            ),
+            (EventType::UserRoleChanged, Some("b@acme.com".to_string()))
         );
         // Both absent: the description is read.
         assert_eq!(

@@ -88,6 +88,8 @@ impl FaultQueue {
 pub(crate) enum Endpoint {
     Tokens,
     AuditLogs,
+    /// TeamUsers, TeamMembers and UserProfile.
+    Inventory,
 }
 
 /// Acts on a taken fault: `Slow` sleeps and lets the request proceed (`None`), the others
@@ -142,6 +144,10 @@ fn truncated_body(endpoint: Endpoint) -> &'static str {
             r#""eventDescription":"User jane.doe@acme.com logged in","eventName":"User Login","#,
             r#""userAction":"Login with OAuth Succeeded","userName":"jane.doe@acme.com"},"#,
             r#"{"accountName":"ACME","createdTi"#
+        ),
+        Endpoint::Inventory => concat!(
+            r#"{"data":[{"userGuid":"ACME_0123456789ABCDEF0123456789ABCDEF","name":"Jane Doe","#,
+            r#""email":"jane.doe@acme.com","userEnabled":1,"type":"Stand"#
         ),
     }
 }

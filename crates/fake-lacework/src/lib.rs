@@ -18,10 +18,19 @@
 //!
 //! Records can also arrive late ([`FakeLacework::insert_late`]): a query sees them only once
 //! they are visible, and a paged result keeps the rows of the moment its first page was served.
+//!
+//! Records are worded object-first by default; [`Wording::ActorFirst`] follows Lacework's one
+//! real sample, which names the actor first, and adds actor-first look-alikes.
+//!
+//! Beside the audit log the fake holds a user inventory ([`UserInventory`]) served by
+//! `GET /api/v2/TeamUsers`, the legacy `GET /api/v2/TeamMembers` and `GET /api/v2/UserProfile`.
+//! It follows the lifecycle records the fake is given, and can also change with no audit
+//! record ([`FakeLacework::edit_inventory`]), as a reconciliation must notice.
 
 mod auth;
 mod faults;
 mod generator;
+mod inventory;
 mod page;
 mod ratelimit;
 mod record;
@@ -34,12 +43,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 pub use faults::{BadBody, Fault};
 pub use generator::{GenerateSpec, SplitMix64};
+pub use inventory::{ApiKey, TeamUser, UserChange, UserGroup, UserInventory, UserKind};
 pub use ratelimit::RateLimit;
-pub use record::{FakeRecord, LIFECYCLE_KINDS, OTHER_ACTIONS};
+pub use record::{FakeRecord, LIFECYCLE_KINDS, LOOK_ALIKE_ACTIONS, OTHER_ACTIONS, Wording};
 pub use server::query_value;
 pub use timefmt::{format_millis, format_seconds, parse_query_time};
 
@@ -148,6 +159,10 @@ pub(crate) struct Inner {
     tokens: Mutex<Tokens>,
     audit_faults: FaultQueue,
     token_faults: FaultQueue,
+    inventory_faults: FaultQueue,
+    inventory: Mutex<UserInventory>,
+    refuse_team_users: AtomicBool,
+    refuse_team_members: AtomicBool,
     expire_after_pages: Mutex<Option<usize>>,
     empty_variant: Mutex<EmptyVariant>,
     foreign_origin: Mutex<Option<String>>,
@@ -171,6 +186,10 @@ impl Inner {
 
     fn store_write(&self) -> RwLockWriteGuard<'_, Store> {
         self.store.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn inventory(&self) -> MutexGuard<'_, UserInventory> {
+        lock(&self.inventory)
     }
 
     /// Counts a successful AuditLogs page toward a pending `expire_tokens_after_pages`.
@@ -210,6 +229,7 @@ impl FakeLacework {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(addr.port());
+        let inventory = UserInventory::new(&cfg.primary_account, inventory::DEFAULT_CALLER);
         let inner = Arc::new(Inner {
             max_window: Mutex::new(cfg.max_window),
             cfg,
@@ -220,6 +240,10 @@ impl FakeLacework {
             tokens: Mutex::new(Tokens::new(generator::mix64(!salt))),
             audit_faults: FaultQueue::default(),
             token_faults: FaultQueue::default(),
+            inventory_faults: FaultQueue::default(),
+            inventory: Mutex::new(inventory),
+            refuse_team_users: AtomicBool::new(false),
+            refuse_team_members: AtomicBool::new(false),
             expire_after_pages: Mutex::new(None),
             empty_variant: Mutex::new(EmptyVariant::default()),
             foreign_origin: Mutex::new(None),
@@ -268,16 +292,37 @@ impl FakeLacework {
 
     /// Adds `spec.count` generated records (deterministic for a spec and the configured
     /// time format), all already visible; returns how many were added.
+    ///
+    /// The user inventory follows the lifecycle records in time order (see
+    /// [`UserInventory::apply`]); API keys belong to the actor who created them.
     pub fn generate(&self, spec: &GenerateSpec) -> usize {
         // Rendering happens outside the lock so a big batch does not stall requests.
         let batch = generator::generate(spec, self.inner.cfg.time_format);
-        let added = batch.len();
-        self.inner.store_write().extend_sorted(batch);
+        let added = batch.records.len();
+        self.inner.store_write().extend_sorted(batch.records);
+        let mut inventory = self.inner.inventory();
+        for account in &spec.accounts {
+            inventory.add_account(account);
+        }
+        for (at_ms, account, actor, change) in &batch.changes {
+            inventory.apply(account, actor, change, *at_ms);
+        }
         added
     }
 
     /// Adds one record; it is served once `record.visible_at_ms` has passed.
+    ///
+    /// A user lifecycle record with an `expected_target` also changes the user inventory:
+    /// `USER_CREATED` adds the target, `USER_DELETED` removes it, `USER_ENABLED` and
+    /// `USER_DISABLED` set its flag and `USER_LOGIN` its last login. Role changes and API-key
+    /// records do not say enough to follow; [`FakeLacework::record_user_change`] does.
     pub fn insert(&self, record: FakeRecord) {
+        if let Some(change) = derived_change(&record) {
+            let actor = record.json["userName"].as_str().unwrap_or_default();
+            self.inner
+                .inventory()
+                .apply(&record.account, actor, &change, record.created_ms);
+        }
         self.inner
             .store_write()
             .insert(StoredRecord::from_fake(record));
@@ -323,9 +368,20 @@ impl FakeLacework {
             .collect()
     }
 
-    /// For the demo: every `every`, inserts one record created now (about 70% lifecycle).
-    /// Abort the handle to stop it.
+    /// For the demo: every `every`, inserts one record created now (about 70% lifecycle),
+    /// worded object-first. Abort the handle to stop it.
     pub fn spawn_trickle(&self, every: Duration, seed: u64) -> tokio::task::JoinHandle<()> {
+        self.spawn_trickle_worded(every, seed, Wording::ObjectFirst)
+    }
+
+    /// [`FakeLacework::spawn_trickle`] with the records worded `wording`; the user inventory
+    /// follows them.
+    pub fn spawn_trickle_worded(
+        &self,
+        every: Duration,
+        seed: u64,
+        wording: Wording,
+    ) -> tokio::task::JoinHandle<()> {
         let fake = self.clone();
         let mut generator = Generator::new(
             seed,
@@ -333,7 +389,8 @@ impl FakeLacework {
             200,
             0.7,
             self.inner.cfg.time_format,
-        );
+        )
+        .with_wording(wording);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -342,8 +399,11 @@ impl FakeLacework {
             loop {
                 tick.tick().await;
                 let now = timefmt::now_ms();
-                let record = generator.next_record(now, i64::MIN);
-                fake.inner.store_write().insert(record);
+                let generated = generator.next_record(now, i64::MIN);
+                if let Some((account, actor, change)) = &generated.change {
+                    fake.inner.inventory().apply(account, actor, change, now);
+                }
+                fake.inner.store_write().insert(generated.record);
             }
         })
     }
@@ -354,10 +414,11 @@ impl FakeLacework {
         self.inner.audit_faults.push(n, fault);
     }
 
-    /// Drops every fault still queued, on both endpoints: the API heals.
+    /// Drops every fault still queued, on every endpoint: the API heals.
     pub fn clear_faults(&self) {
         self.inner.audit_faults.clear();
         self.inner.token_faults.clear();
+        self.inner.inventory_faults.clear();
     }
 
     /// The next `n` token requests get `fault`.
@@ -451,4 +512,96 @@ impl FakeLacework {
     pub fn token_requests(&self) -> usize {
         self.inner.token_requests.load(Ordering::SeqCst)
     }
+
+    /// Ground truth: the users of `account` (case-insensitive), as `TeamUsers` serves them.
+    pub fn team_users(&self, account: &str) -> Vec<TeamUser> {
+        self.inner
+            .inventory()
+            .users(account)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Ground truth: a copy of the whole user inventory.
+    pub fn inventory(&self) -> UserInventory {
+        self.inner.inventory().clone()
+    }
+
+    /// Changes the user inventory with **no audit record**, to simulate what the audit log
+    /// misses (a change made outside it, or a record that never arrives). Returns what `f`
+    /// returns.
+    pub fn edit_inventory<R>(&self, f: impl FnOnce(&mut UserInventory) -> R) -> R {
+        f(&mut self.inner.inventory())
+    }
+
+    /// Makes `change` in `account` silently: [`UserInventory::apply`] with no audit record.
+    pub fn apply_user_change_silently(
+        &self,
+        account: &str,
+        actor: &str,
+        change: &UserChange,
+        at: DateTime<Utc>,
+    ) -> bool {
+        self.inner
+            .inventory()
+            .apply(account, actor, change, at.timestamp_millis())
+    }
+
+    /// Makes `change` in `account` and writes its audit record, worded actor-first in its
+    /// canonical wording with a millisecond `createdTime`, created (and visible) at `created`.
+    /// Returns the record, whose `expected_type` and `expected_target` are the ground truth:
+    /// the user acted upon (a login's actor is the user who logs in, and the record names
+    /// them whoever `actor` is); `None` for API-key changes.
+    pub fn record_user_change(
+        &self,
+        account: &str,
+        actor: &str,
+        change: &UserChange,
+        created: DateTime<Utc>,
+    ) -> FakeRecord {
+        let record = record::for_change(account, actor, change, created);
+        let actor = match change {
+            UserChange::Login { user } => user.as_str(),
+            _ => actor,
+        };
+        self.inner
+            .inventory()
+            .apply(account, actor, change, record.created_ms);
+        self.inner
+            .store_write()
+            .insert(StoredRecord::from_fake(record.clone()));
+        record
+    }
+
+    /// When on, `GET /api/v2/TeamUsers` answers 403, as on an account still on the legacy
+    /// access model, so a client must fall back to `TeamMembers`.
+    pub fn set_refuse_team_users(&self, on: bool) {
+        self.inner.refuse_team_users.store(on, Ordering::SeqCst);
+    }
+
+    /// When on, `GET /api/v2/TeamMembers` answers 403, as on an account migrated to the new
+    /// RBAC model (where the real API disables it).
+    pub fn set_refuse_team_members(&self, on: bool) {
+        self.inner.refuse_team_members.store(on, Ordering::SeqCst);
+    }
+
+    /// The next `n` requests to the inventory endpoints (`TeamUsers`, `TeamMembers`,
+    /// `UserProfile`) get `fault`; queued like [`FakeLacework::fail_next`].
+    pub fn fail_next_inventory(&self, n: usize, fault: Fault) {
+        self.inner.inventory_faults.push(n, fault);
+    }
+}
+
+/// The inventory change a plain record implies: only user kinds that name their target.
+fn derived_change(record: &FakeRecord) -> Option<UserChange> {
+    let user = record.expected_target.clone()?;
+    Some(match record.expected_type.as_deref()? {
+        "USER_CREATED" => UserChange::Create { user },
+        "USER_DELETED" => UserChange::Delete { user },
+        "USER_ENABLED" => UserChange::Enable { user },
+        "USER_DISABLED" => UserChange::Disable { user },
+        "USER_LOGIN" => UserChange::Login { user },
+        _ => return None,
+    })
 }

@@ -1,5 +1,6 @@
-//! HTTP routes: token exchange, AuditLogs first pages and nextPage fetches, request logging
-//! and the rate-limit budget in front of them all.
+//! HTTP routes: token exchange, AuditLogs first pages and nextPage fetches, the user inventory
+//! (TeamUsers, TeamMembers, UserProfile), request logging and the rate-limit budget in front of
+//! them all.
 
 // Handlers short-circuit with a ready `Response` as the error; it is built at most once per
 // request, so boxing it (what `result_large_err` suggests) would only add an allocation.
@@ -31,6 +32,13 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route(TOKENS_PATH, post(issue_token))
         .route("/api/v2/AuditLogs", get(first_page))
         .route("/api/v2/AuditLogs/{token}", get(next_page))
+        // EVE lists with a trailing slash; both forms answer.
+        .route("/api/v2/TeamUsers", get(team_users))
+        .route("/api/v2/TeamUsers/", get(team_users))
+        .route("/api/v2/TeamUsers/{guid}", get(team_user))
+        .route("/api/v2/TeamMembers", get(team_members))
+        .route("/api/v2/TeamMembers/", get(team_members))
+        .route("/api/v2/UserProfile", get(user_profile))
         .fallback(unrecognized_url)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&inner), observe))
@@ -390,6 +398,94 @@ fn render_page(inner: &Inner, session: &Session, index: usize) -> Response {
         )
     });
     let body = page::paged(&session.items[from..to], session.total_rows, url.as_deref());
+    json_body(StatusCode::OK, body)
+}
+
+/// The account an inventory request names: `Account-Name`, else the primary. `Org-Access` is
+/// ignored: the only client that walks accounts sets `Account-Name` per sub-account, which
+/// suggests the lists are per account.
+fn inventory_account(headers: &HeaderMap, primary: &str) -> String {
+    headers
+        .get("account-name")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(primary)
+        .to_owned()
+}
+
+/// Faults, then the bearer token, then the refusal switch: what every inventory route does first.
+async fn inventory_gate(
+    inner: &Inner,
+    headers: &HeaderMap,
+    refused: Option<(&std::sync::atomic::AtomicBool, &str)>,
+) -> Result<(), Response> {
+    if let Some(resp) = faults::apply(inner.inventory_faults.take(), Endpoint::Inventory).await {
+        return Err(resp);
+    }
+    authorize(inner, headers)?;
+    if let Some((switch, message)) = refused
+        && switch.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(json_error(StatusCode::FORBIDDEN, message));
+    }
+    Ok(())
+}
+
+const TEAM_USERS_REFUSED: &str =
+    "TeamUsers API is not available: the account has not been migrated to the new RBAC model";
+const TEAM_MEMBERS_REFUSED: &str =
+    "TeamMembers API is unavailable: the account has migrated to the new RBAC model";
+
+/// `GET /api/v2/TeamUsers`: `{"data":[...]}` of the account's users, no paging.
+async fn team_users(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let refused = (&inner.refuse_team_users, TEAM_USERS_REFUSED);
+    if let Err(resp) = inventory_gate(&inner, &headers, Some(refused)).await {
+        return resp;
+    }
+    let account = inventory_account(&headers, &inner.cfg.primary_account);
+    json_body(StatusCode::OK, inner.inventory().team_users_body(&account))
+}
+
+/// `GET /api/v2/TeamUsers/{userGuid}`: `{"data":{...}}`, or 404.
+async fn team_user(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(guid): Path<String>,
+) -> Response {
+    let refused = (&inner.refuse_team_users, TEAM_USERS_REFUSED);
+    if let Err(resp) = inventory_gate(&inner, &headers, Some(refused)).await {
+        return resp;
+    }
+    let account = inventory_account(&headers, &inner.cfg.primary_account);
+    let body = inner.inventory().team_user_body(&account, &guid);
+    match body {
+        Some(body) => json_body(StatusCode::OK, body),
+        None => json_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// `GET /api/v2/TeamMembers` (legacy): the account's standard users in the old shape.
+async fn team_members(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let refused = (&inner.refuse_team_members, TEAM_MEMBERS_REFUSED);
+    if let Err(resp) = inventory_gate(&inner, &headers, Some(refused)).await {
+        return resp;
+    }
+    let account = inventory_account(&headers, &inner.cfg.primary_account);
+    json_body(
+        StatusCode::OK,
+        inner.inventory().team_members_body(&account),
+    )
+}
+
+/// `GET /api/v2/UserProfile`: the caller and every account it can reach.
+async fn user_profile(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    if let Err(resp) = inventory_gate(&inner, &headers, None).await {
+        return resp;
+    }
+    let body = inner
+        .inventory()
+        .user_profile_body(&inner.cfg.primary_account);
     json_body(StatusCode::OK, body)
 }
 

@@ -3,6 +3,7 @@
 //! Prints the base URL, key id and secret on one line each so scripts (the benchmark, Python or
 //! curl comparisons) can read them from stdout. `--rate-limit 480/1h` enforces the real API's
 //! budget (429 once a client outruns it); without it the `RateLimit-*` headers are advisory.
+//! `--wording actor-first` words records as Lacework's real sample does (the actor first).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -10,11 +11,12 @@ use std::process::ExitCode;
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
-use fake_lacework::{FakeConfig, FakeLacework, GenerateSpec, RateLimit, TimeFormat};
+use fake_lacework::{FakeConfig, FakeLacework, GenerateSpec, RateLimit, TimeFormat, Wording};
 
 const USAGE: &str = "\
 usage: fake-lacework [--port P] [--records N] [--seed S] [--days D] [--page-size K]
                      [--time-format mixed|millis|seconds|epoch] [--rate-limit N/PERIOD]
+                     [--wording object-first|actor-first|mixed] [--refuse-team-users]
 
   --port P              port on 127.0.0.1 (default 0: any free port)
   --records N           records to generate (default 10000)
@@ -26,7 +28,14 @@ usage: fake-lacework [--port P] [--records N] [--seed S] [--days D] [--page-size
                         (tokens, AuditLogs, other), refilled continuously; a request over it
                         gets 429 with RateLimit-Reset. PERIOD is a number with a unit of ms, s,
                         m or h, e.g. 480/1h (the real API's budget) or 5/10s. Without it the
-                        RateLimit-* headers count down from 480/1h and nothing is refused.";
+                        RateLimit-* headers count down from 480/1h and nothing is refused.
+  --wording W           how records are worded (default object-first): actor-first names the
+                        actor first, as Lacework's real sample does (\"User admin@acme.com
+                        created user bob@acme.com in ACME account\"), adds actor-first
+                        look-alikes and leaves userAction out of some records; mixed picks
+                        either wording per record
+  --refuse-team-users   answer GET /api/v2/TeamUsers with 403, so clients must fall back to
+                        the legacy TeamMembers";
 
 struct Args {
     port: u16,
@@ -36,9 +45,16 @@ struct Args {
     page_size: usize,
     time_format: TimeFormat,
     rate_limit: Option<RateLimit>,
+    wording: Wording,
+    refuse_team_users: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
+    parse_args_from(std::env::args().skip(1))
+}
+
+/// Parses the flags (without the program name).
+fn parse_args_from(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args {
         port: 0,
         records: 10_000,
@@ -47,11 +63,16 @@ fn parse_args() -> Result<Args, String> {
         page_size: 5000,
         time_format: TimeFormat::Mixed,
         rate_limit: None,
+        wording: Wording::ObjectFirst,
+        refuse_team_users: false,
     };
-    let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
             return Err(String::new());
+        }
+        if flag == "--refuse-team-users" {
+            args.refuse_team_users = true;
+            continue;
         }
         const FLAGS: &[&str] = &[
             "--port",
@@ -61,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
             "--page-size",
             "--time-format",
             "--rate-limit",
+            "--wording",
         ];
         if !FLAGS.contains(&flag.as_str()) {
             return Err(format!("unknown argument {flag}"));
@@ -83,6 +105,13 @@ fn parse_args() -> Result<Args, String> {
                     "epoch" => TimeFormat::EpochMillis,
                     _ => return Err(format!("invalid value {value:?} for {flag}")),
                 }
+            }
+            "--wording" => {
+                args.wording = Wording::from_flag(&value).ok_or_else(|| {
+                    format!(
+                        "invalid value {value:?} for {flag} (expected object-first, actor-first or mixed)"
+                    )
+                })?
             }
             "--rate-limit" => {
                 args.rate_limit = Some(parse_rate_limit(&value).ok_or_else(|| {
@@ -146,12 +175,14 @@ async fn main() -> ExitCode {
         }
     };
     fake.set_rate_limit(args.rate_limit);
+    fake.set_refuse_team_users(args.refuse_team_users);
     let end = Utc::now();
     fake.generate(&GenerateSpec {
         seed: args.seed,
         start: end - Duration::days(i64::from(args.days)),
         end,
         count: args.records,
+        wording: args.wording,
         ..GenerateSpec::default()
     });
     let mut out = std::io::stdout().lock();
@@ -180,6 +211,34 @@ mod tests {
     fn check(input: &str, expected: Option<(u32, u64)>) {
         let got = parse_rate_limit(input).map(|r| (r.requests, r.period.as_millis() as u64));
         assert_eq!(got, expected, "{input}");
+    }
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        parse_args_from(args.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn wording_and_team_users_flags() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.wording, Wording::ObjectFirst);
+        assert!(!args.refuse_team_users);
+        let args = parse(&[
+            "--wording",
+            "actor-first",
+            "--refuse-team-users",
+            "--records",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(args.wording, Wording::ActorFirst);
+        assert!(args.refuse_team_users);
+        assert_eq!(args.records, 5);
+        assert_eq!(
+            parse(&["--wording", "mixed"]).unwrap().wording,
+            Wording::Mixed
+        );
+        assert!(parse(&["--wording", "backwards"]).is_err());
+        assert!(parse(&["--wording"]).is_err());
     }
 
     #[test]

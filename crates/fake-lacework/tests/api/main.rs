@@ -4,6 +4,8 @@ mod audit_logs;
 mod common;
 mod data;
 mod faults;
+mod inventory;
 mod paging;
 mod ratelimit;
 mod tokens;
+mod wording;
