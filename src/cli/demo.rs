@@ -45,13 +45,21 @@ pub async fn demo(args: &DemoArgs) -> Result<(), Failure> {
         .await
         .context("cannot start the embedded fake Lacework API")
         .map_err(Failure::runtime)?;
+    // Worded both ways: actor-first as Lacework's own sample, and object-first.
     let spec = fake_lacework::GenerateSpec {
         seed: args.seed,
         count: args.records,
+        wording: fake_lacework::Wording::Mixed,
         ..fake_lacework::GenerateSpec::default()
     };
     let generated = fake.generate(&spec);
-    let trickle = (!args.once).then(|| fake.spawn_trickle(args.trickle, args.seed.wrapping_add(1)));
+    let trickle = (!args.once).then(|| {
+        fake.spawn_trickle_worded(
+            args.trickle,
+            args.seed.wrapping_add(1),
+            fake_lacework::Wording::Mixed,
+        )
+    });
 
     let temp = tempfile::tempdir()
         .context("cannot create a temporary directory")
