@@ -23,6 +23,7 @@ async fn demo_history(seed: u64, records: usize) -> HashMap<String, usize> {
     reference.generate(&GenerateSpec {
         seed,
         count: records,
+        wording: fake_lacework::Wording::Mixed,
         ..GenerateSpec::default()
     });
     let mut counts = HashMap::new();
