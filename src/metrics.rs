@@ -331,6 +331,7 @@ pub mod emit {
     /// A window committed.
     pub fn window_committed(
         stream: &str,
+        account: &str,
         cursor_ms: i64,
         now_ms: i64,
         duration_seconds: f64,
@@ -341,43 +342,43 @@ pub mod emit {
         registry.gauge_set(
             "lae_cursor_timestamp_seconds",
             "Checkpoint position (Unix seconds): everything before it was delivered.",
-            &[("stream", stream)],
+            &[("stream", stream), ("account", account)],
             cursor_ms as f64 / 1000.0,
         );
         registry.gauge_set(
             "lae_cursor_lag_seconds",
             "How far the checkpoint is behind now.",
-            &[("stream", stream)],
+            &[("stream", stream), ("account", account)],
             (now_ms - cursor_ms) as f64 / 1000.0,
         );
         registry.gauge_set(
             "lae_window_duration_seconds",
             "How long the last window took to read and deliver.",
-            &[("stream", stream)],
+            &[("stream", stream), ("account", account)],
             duration_seconds,
         );
         registry.gauge_set(
             "lae_last_poll_success_timestamp_seconds",
             "When a window was last delivered and committed (Unix seconds).",
-            &[("stream", stream)],
+            &[("stream", stream), ("account", account)],
             now_ms as f64 / 1000.0,
         );
         registry.counter_add(
             "lae_windows_total",
             "Windows delivered and committed.",
-            &[("stream", stream)],
+            &[("stream", stream), ("account", account)],
             1,
         );
         registry.counter_add(
             "lae_records_read_total",
             "Audit records read from the API.",
-            &[("stream", stream)],
+            &[("stream", stream), ("account", account)],
             n_records,
         );
         registry.counter_add(
             "lae_duplicates_dropped_total",
             "Records dropped because their id was already delivered.",
-            &[("stream", stream)],
+            &[("stream", stream), ("account", account)],
             n_duplicates,
         );
     }

@@ -11,6 +11,90 @@ use crate::config::ConfigError;
 use crate::config::key_file::{KeyFile, read_key_file};
 use crate::config::secrets::{Secret, expand_credentials_directory, read_secret};
 
+/// One account a process polls: its name and its `[lacework]` settings, inherited ones
+/// included.
+#[derive(Debug, Clone)]
+pub struct AccountSpec {
+    /// The account's name in logs and `state show`.
+    pub name: String,
+    /// Its settings.
+    pub lacework: LaceworkConfig,
+}
+
+impl LaceworkConfig {
+    /// The accounts this configuration polls: every `[[lacework.accounts]]` entry merged over
+    /// `raw` (the `[lacework]` table as written), or this section alone when there are none.
+    pub fn resolve_accounts(&self, raw: &toml::Table) -> Result<Vec<AccountSpec>, ConfigError> {
+        let name_of = |lacework: &LaceworkConfig, idx: usize| {
+            lacework
+                .sub_account
+                .clone()
+                .or_else(|| lacework.account.clone())
+                .unwrap_or_else(|| format!("account-{idx}"))
+        };
+        if self.accounts.is_empty() {
+            return Ok(vec![AccountSpec {
+                name: name_of(self, 0),
+                lacework: self.clone(),
+            }]);
+        }
+        let mut base = raw.clone();
+        base.remove("accounts");
+        base.remove("discover_sub_accounts");
+        let mut specs: Vec<AccountSpec> = Vec::new();
+        for (idx, entry) in self.accounts.iter().enumerate() {
+            let key = |inner: Option<&str>| match inner {
+                Some(inner) => format!("lacework.accounts[{idx}].{inner}"),
+                None => format!("lacework.accounts[{idx}]"),
+            };
+            let mut merged = base.clone();
+            let mut name = None;
+            for (field, value) in entry {
+                if field == "name" {
+                    match value.as_str().map(str::trim).filter(|n| !n.is_empty()) {
+                        Some(text) => name = Some(text.to_string()),
+                        None => {
+                            return Err(ConfigError::invalid(
+                                key(Some("name")),
+                                "must be a non-empty string",
+                            ));
+                        }
+                    }
+                } else if field == "accounts" || field == "discover_sub_accounts" {
+                    return Err(ConfigError::invalid(
+                        key(Some(field)),
+                        "is only read at the top of [lacework]",
+                    ));
+                } else {
+                    merged.insert(field.clone(), value.clone());
+                }
+            }
+            let lacework: LaceworkConfig =
+                toml::Value::Table(merged)
+                    .try_into()
+                    .map_err(|e: toml::de::Error| {
+                        ConfigError::invalid(key(None), e.message().to_string())
+                    })?;
+            lacework.validate().map_err(|mut error| {
+                error.key = Some(key(error
+                    .key
+                    .as_deref()
+                    .and_then(|k| k.strip_prefix("lacework."))));
+                error
+            })?;
+            let name = name.unwrap_or_else(|| name_of(&lacework, idx));
+            if specs.iter().any(|s| s.name.eq_ignore_ascii_case(&name)) {
+                return Err(ConfigError::invalid(
+                    key(Some("name")),
+                    format!("account name {name:?} is used twice: give each account a unique name"),
+                ));
+            }
+            specs.push(AccountSpec { name, lacework });
+        }
+        Ok(specs)
+    }
+}
+
 /// Where and how to reach the Lacework API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +143,17 @@ pub struct LaceworkConfig {
     /// walk, re-sweeps, replays and token exchanges.
     #[serde(default)]
     pub rate_limit: RateBudget,
+    /// More accounts this process polls (`[[lacework.accounts]]`), each a `[lacework]` table
+    /// that inherits every key it leaves out from this one, plus an optional `name` for its
+    /// stream (unique; default: its `sub_account`, else its `account`). An org key with two
+    /// sub-accounts is two entries with only `sub_account`; another tenant is an entry with
+    /// its own `account` and key.
+    #[serde(default)]
+    pub accounts: Vec<toml::Table>,
+    /// Poll every account the key can reach (`GET /api/v2/UserProfile`), read at start and
+    /// on reload, each through `Account-Name`, besides those listed in `accounts`.
+    #[serde(default)]
+    pub discover_sub_accounts: bool,
 }
 
 /// A request budget: `requests` per `period`, written `"384/1h"`.

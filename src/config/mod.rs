@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use events::{EventsConfig, Include, RuleConfig};
+pub use lacework::AccountSpec;
 pub use lacework::{Credentials, LaceworkConfig, RateBudget};
 pub use poll::{PollConfig, StateConfig};
 pub use reconcile::ReconcileConfig;
@@ -51,6 +52,10 @@ pub struct Config {
     /// Comparing the user inventory with its last snapshot.
     #[serde(default)]
     pub reconcile: ReconcileConfig,
+    /// The accounts polled: `[[lacework.accounts]]` merged over `[lacework]`, or `[lacework]`
+    /// alone. Filled by `Config::parse`.
+    #[serde(skip)]
+    pub accounts: Vec<AccountSpec>,
 }
 
 /// A configuration problem, with the key it concerns and, when known, the file and line.
@@ -109,13 +114,26 @@ pub const DEFAULT_PATH: &str = "/etc/lacework-audit-exporter/config.toml";
 impl Config {
     /// Parses and validates configuration text. Pure: reads no files.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|error| syntax_error(text, &error))?;
-        config.validate().map_err(|mut error| {
+        let mut config: Config =
+            toml::from_str(text).map_err(|error| syntax_error(text, &error))?;
+        let with_line = |mut error: ConfigError| {
             if let Some(key) = &error.key {
                 error.line = line_of_key(text, key);
             }
             error
-        })?;
+        };
+        config.validate().map_err(with_line)?;
+        // The text parsed once already; as a table it keeps what each account inherits.
+        let raw: toml::Table = toml::from_str(text).map_err(|error| syntax_error(text, &error))?;
+        let lacework = raw
+            .get("lacework")
+            .and_then(toml::Value::as_table)
+            .cloned()
+            .unwrap_or_default();
+        config.accounts = config
+            .lacework
+            .resolve_accounts(&lacework)
+            .map_err(with_line)?;
         Ok(config)
     }
 
@@ -412,6 +430,59 @@ type = "stdout"
             Some(10),
             "overlap",
         );
+    }
+
+    #[test]
+    fn accounts_inherit_what_they_leave_out_and_need_unique_names() {
+        let text = |accounts: &str| {
+            format!(
+                "[lacework]\naccount = \"acme\"\nkey_id = \"ACME_1\"\nsecret_file = \"/run/secret\"\ntoken_ttl = \"30m\"\n{accounts}\n[[sinks]]\ntype = \"stdout\"\n"
+            )
+        };
+        let single = Config::parse(&text("")).unwrap();
+        assert_eq!(single.accounts.len(), 1);
+        assert_eq!(single.accounts[0].name, "acme");
+
+        let config = Config::parse(&text(
+            "[[lacework.accounts]]\nsub_account = \"acme-sub1\"\n[[lacework.accounts]]\nsub_account = \"acme-sub2\"\n[[lacework.accounts]]\nname = \"beta\"\naccount = \"beta\"\nkey_id = \"BETA_1\"\nsecret_file = \"/run/beta\"\n",
+        ))
+        .unwrap();
+        let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["acme-sub1", "acme-sub2", "beta"]);
+        assert_eq!(
+            config.accounts[0].lacework.account.as_deref(),
+            Some("acme"),
+            "inherited"
+        );
+        assert_eq!(
+            config.accounts[1].lacework.token_ttl,
+            std::time::Duration::from_secs(1800),
+            "inherited"
+        );
+        assert_eq!(
+            config.accounts[2].lacework.key_id.as_deref(),
+            Some("BETA_1")
+        );
+        assert_eq!(config.accounts[2].lacework.sub_account, None);
+
+        let twice = Config::parse(&text(
+            "[[lacework.accounts]]\nsub_account = \"x\"\n[[lacework.accounts]]\nsub_account = \"X\"\n",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            twice.key.as_deref(),
+            Some("lacework.accounts[1].name"),
+            "{twice}"
+        );
+        let bad = Config::parse(&text("[[lacework.accounts]]\nsub_account = \"\"\n")).unwrap_err();
+        assert_eq!(
+            bad.key.as_deref(),
+            Some("lacework.accounts[0].sub_account"),
+            "{bad}"
+        );
+        let unknown =
+            Config::parse(&text("[[lacework.accounts]]\nsubaccount = \"x\"\n")).unwrap_err();
+        assert!(unknown.to_string().contains("subaccount"), "{unknown}");
     }
 
     #[test]

@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::exporter::loaded::LoadedAccount;
 use crate::exporter::{Error, Loaded, Parts, open_store_exclusive};
-use crate::lacework::LaceworkClient;
+use crate::lacework::{LaceworkClient, Priority};
 use crate::service::{HealthPolicy, Notifier, Progress, serve_telemetry};
 
 /// The live walk as a long-running service.
@@ -78,7 +79,7 @@ impl Daemon {
     }
 
     /// One round of the live walk with one configuration, until `shutdown` or (with `once`)
-    /// caught up.
+    /// caught up: one walk per account, concurrently, over the same sinks.
     async fn round(
         &self,
         loaded: &Loaded,
@@ -87,30 +88,131 @@ impl Daemon {
         progress: &Progress,
     ) -> Result<(), Error> {
         let store = open_store_exclusive(&loaded.config).await?;
-        let stream = loaded.live_stream();
         let parts = Parts::build(loaded, &[]).await?;
         parts.check_sinks_at_start().await?;
+        if !wait_for_api(&parts.client, self.once, &shutdown, notifier).await? {
+            return Ok(());
+        }
+        let accounts = accounts_to_poll(loaded, &parts).await;
+        let mut walks = Vec::with_capacity(accounts.len());
+        for account in &accounts {
+            let poller = parts.account_poller(
+                account,
+                &loaded.config.events,
+                store.clone(),
+                progress.clone(),
+            )?;
+            walks.push((account.name.clone(), account.live_stream(), poller));
+        }
+        let streams: Vec<String> = walks.iter().map(|(_, stream, _)| stream.clone()).collect();
         tracing::info!(
-            stream,
+            streams = ?streams,
             api = %loaded.credentials.api_origin,
             sinks = ?parts.sinks.names(),
             state = %loaded.config.state.path.display(),
             "Exporter starting."
         );
-        if !wait_for_api(&parts.client, self.once, &shutdown, notifier).await? {
-            return Ok(());
+        let resumed = walks[0].2.resume_sinks(&streams).await;
+        if let Err(error) = resumed {
+            let _ = parts.sinks.close().await;
+            return Err(Error::Export(error));
         }
         notifier.ready();
-        notifier.status(&format!("Exporting {stream}"));
-        let poller = parts.poller(store, progress.clone());
-        let result = poller.run_live(&stream, self.once, &shutdown).await;
+        notifier.status(&format!("Exporting {}", streams.join(", ")));
+        let result = if walks.len() == 1 {
+            let (_, stream, poller) = &walks[0];
+            poller.run_live(stream, self.once, &shutdown).await
+        } else {
+            let results = futures::future::join_all(walks.iter().map(|(name, stream, poller)| {
+                walk_account(name, stream, poller, self.once, &shutdown)
+            }))
+            .await;
+            results
+                .into_iter()
+                .collect::<Result<Vec<()>, _>>()
+                .map(drop)
+        };
         let closed = parts.sinks.close().await;
         result.map_err(Error::Export)?;
         closed.map_err(Error::Close)?;
-        tracing::info!(stream, "Exporter stopped.");
+        tracing::info!(streams = ?streams, "Exporter stopped.");
         Ok(())
     }
 }
+
+/// The accounts of a round: those configured, or with `discover_sub_accounts` every account
+/// the key's profile lists (each through `Account-Name`) in place of the top-level entry,
+/// beside the `[[lacework.accounts]]` entries.
+async fn accounts_to_poll(loaded: &Loaded, parts: &Parts) -> Vec<LoadedAccount> {
+    let mut accounts = loaded.accounts.clone();
+    if !loaded.config.lacework.discover_sub_accounts {
+        return accounts;
+    }
+    let discovered = match parts.client.profile_accounts(Priority::Live).await {
+        Ok(names) => names,
+        Err(error) => {
+            tracing::warn!(error = %error, "Cannot list the key's accounts (UserProfile); polling the configured ones.");
+            return accounts;
+        }
+    };
+    let base = accounts[0].clone();
+    let covered = |accounts: &[LoadedAccount], name: &str| {
+        accounts.iter().any(|a| {
+            a.credentials
+                .sub_account
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(name))
+        })
+    };
+    let mut found = Vec::new();
+    for name in discovered {
+        if covered(&accounts[1..], &name) || covered(&found, &name) {
+            continue;
+        }
+        let mut account = base.clone();
+        account.name = name.to_ascii_lowercase();
+        account.credentials.sub_account = Some(name.to_ascii_lowercase());
+        account.lacework.sub_account = Some(name.to_ascii_lowercase());
+        account.lacework.org_access = false;
+        found.push(account);
+    }
+    if !found.is_empty() {
+        tracing::info!(accounts = ?found.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), "Discovered the key's accounts.");
+        accounts.splice(0..1, found);
+    }
+    accounts
+}
+
+/// One account's walk among several: a failure (a tenant down, its key refused) is logged and
+/// the walk started again after a pause, without stopping the other accounts. With `once`,
+/// the failure is returned (after the others finish).
+async fn walk_account(
+    name: &str,
+    stream: &str,
+    poller: &crate::poller::Poller,
+    once: bool,
+    shutdown: &CancellationToken,
+) -> Result<(), crate::poller::Error> {
+    loop {
+        match poller.run_live(stream, once, shutdown).await {
+            Ok(()) => return Ok(()),
+            Err(error) if once => {
+                tracing::error!(account = name, stream, error = %error, "Account failed; the other accounts go on.");
+                return Err(error);
+            }
+            Err(error) => {
+                tracing::error!(account = name, stream, error = %error, "Account failed; the other accounts go on, this one starts again in a minute.");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(ACCOUNT_RETRY) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The pause before a failed account's walk starts again.
+const ACCOUNT_RETRY: Duration = Duration::from_secs(60);
 
 /// Obtains the first token. A daemon keeps trying through transient failures (Lacework
 /// down at boot); bad credentials stop it. Returns `false` when shutdown came first.

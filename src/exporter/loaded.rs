@@ -4,16 +4,48 @@
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{CheckpointStore, live_stream_key};
-use crate::config::{Config, ConfigError, Credentials};
+use crate::config::{Config, ConfigError, Credentials, LaceworkConfig};
 use crate::exporter::Error;
 use crate::sinks::BuildContext;
+
+/// One account to poll, with its secrets read.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadedAccount {
+    /// Its name in logs.
+    pub name: String,
+    /// Its settings, inherited ones included.
+    pub lacework: LaceworkConfig,
+    /// Its API key and where to send it.
+    pub credentials: Credentials,
+}
+
+impl LoadedAccount {
+    /// The checkpoint stream of its live walk.
+    pub(crate) fn live_stream(&self) -> String {
+        live_stream_key(
+            &self.credentials.api_origin,
+            self.credentials.sub_account.as_deref(),
+            self.lacework.org_access,
+        )
+    }
+
+    /// The account events name when a record has none.
+    pub(crate) fn default_account(&self) -> Option<String> {
+        self.credentials
+            .sub_account
+            .clone()
+            .or_else(|| self.lacework.account.clone())
+    }
+}
 
 /// A validated configuration with its secrets read.
 pub(crate) struct Loaded {
     /// The configuration.
     pub config: Config,
-    /// The API key and where to send it.
+    /// The API key and where to send it (of the first account).
     pub credentials: Credentials,
+    /// Every account polled (the first is `credentials`'), with its own key and settings.
+    pub accounts: Vec<LoadedAccount>,
     /// What building the sinks needs from the environment.
     pub sink_context: BuildContext,
 }
@@ -36,25 +68,28 @@ impl Loaded {
         credentials_directory: Option<&Path>,
     ) -> Result<Loaded, ConfigError> {
         let credentials = Credentials::resolve(&config.lacework, credentials_directory)?;
+        let mut accounts = Vec::new();
+        for spec in &config.accounts {
+            accounts.push(LoadedAccount {
+                name: spec.name.clone(),
+                credentials: Credentials::resolve(&spec.lacework, credentials_directory)?,
+                lacework: spec.lacework.clone(),
+            });
+        }
+        let credentials = accounts
+            .first()
+            .map_or(credentials, |first| first.credentials.clone());
         let id_retention = config.state.effective_retention(&config.poll);
         Ok(Loaded {
             config,
             credentials,
+            accounts,
             sink_context: BuildContext {
                 credentials_directory: credentials_directory.map(PathBuf::from),
                 id_retention,
                 transactional_id_suffix: None,
             },
         })
-    }
-
-    /// The checkpoint stream of the live walk.
-    pub(crate) fn live_stream(&self) -> String {
-        live_stream_key(
-            &self.credentials.api_origin,
-            self.credentials.sub_account.as_deref(),
-            self.config.lacework.org_access,
-        )
     }
 }
 

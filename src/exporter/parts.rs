@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{CheckpointStore, ReplayJob};
 use crate::config::PollConfig;
+use crate::exporter::loaded::LoadedAccount;
 use crate::exporter::{Error, Loaded, ReplayOutcome};
 use crate::lacework::{ClientOptions, LaceworkClient};
 use crate::normalize::Normalizer;
@@ -127,6 +128,37 @@ impl Parts {
             self.poll.clone(),
             self.retention,
         )
+    }
+
+    /// A poller of one account's live stream over these sinks: its own client (key, scope)
+    /// and normalizer (the account events name).
+    pub(crate) fn account_poller(
+        &self,
+        account: &LoadedAccount,
+        events: &crate::config::EventsConfig,
+        store: CheckpointStore,
+        progress: Progress,
+    ) -> Result<Poller, Error> {
+        let client = LaceworkClient::new(
+            &account.credentials,
+            &ClientOptions::from_config(&account.lacework),
+        )
+        .map_err(Error::HttpClient)?;
+        let normalizer =
+            Normalizer::new(events, account.default_account()).map_err(Error::Rules)?;
+        Ok(Poller::new(
+            PollerParts {
+                client,
+                normalizer: Arc::new(normalizer),
+                sinks: Arc::clone(&self.sinks),
+                store,
+                progress,
+                account: account.default_account(),
+                reconcile_every: self.reconcile_every,
+            },
+            self.poll.clone(),
+            self.retention,
+        ))
     }
 
     /// Replays `job` from its saved position to its end, then closes the sinks.

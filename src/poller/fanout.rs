@@ -40,6 +40,7 @@ pub(crate) async fn deliver_batch(
     remember_ids: bool,
     shutdown: &CancellationToken,
 ) -> Result<Delivery, Error> {
+    let _turn = sinks.turn().await;
     let delivered: Arc<Vec<Delivered>> = Arc::new(batch.iter().map(|e| (e.id, e.time)).collect());
     // Rows from an earlier run name these ids only when some set is non-empty; they go with
     // the last acknowledgement.

@@ -88,6 +88,8 @@ pub(crate) struct Poller {
     reader: WindowReader,
     sinks: Arc<SinkSet>,
     reconciler: Reconciler,
+    /// The `account` label of the stream's metrics.
+    account_label: String,
     client: LaceworkClient,
     store: CheckpointStore,
     poll: PollConfig,
@@ -110,6 +112,7 @@ impl Poller {
             reader: WindowReader::new(&parts, poll.max_result_rows),
             sinks: Arc::clone(&parts.sinks),
             reconciler: Reconciler::new(parts.reconcile_every, parts.account.clone()),
+            account_label: parts.account.clone().unwrap_or_default(),
             client: parts.client,
             store: parts.store,
             poll,
@@ -120,13 +123,18 @@ impl Poller {
 
     /// Hands every sink the state saved with its last acknowledged batch, before the first
     /// delivery of a walk (the file sink cuts back what it wrote after it), and takes in what
-    /// sinks that keep their own progress in Kafka remember of `walked`, trusting it over
-    /// this file.
-    async fn resume_sinks(&self, walked: &str) -> Result<(), Error> {
+    /// sinks that keep their own progress in Kafka remember of the `walked` streams, trusting
+    /// it over this file. Called once before the walks of a round start (the file sink cuts
+    /// its file back here, which must not happen while another walk writes).
+    pub(crate) async fn resume_sinks(&self, walked: &[String]) -> Result<(), Error> {
         let states = self.store.sink_states().await?;
         let sole = self.sinks.len() == 1;
         for (idx, restored) in self.sinks.resume(&states).await? {
-            for stream in restored.streams.into_iter().filter(|s| s.stream == walked) {
+            for stream in restored
+                .streams
+                .into_iter()
+                .filter(|s| walked.contains(&s.stream))
+            {
                 tracing::info!(
                     sink = self.sinks.name(idx),
                     stream = stream.stream,
@@ -184,7 +192,6 @@ impl Poller {
             self.poll.interval.min(self.poll.window)
         };
         let mut resweep = Resweep::new(&self.poll);
-        self.resume_sinks(stream).await?;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -321,7 +328,7 @@ impl Poller {
                 window.end_ms - self.retention.as_millis() as i64,
             )
             .await?;
-        stats.log_committed(&key.stream, window, pruned);
+        stats.log_committed(&key.stream, &self.account_label, window, pruned);
         Ok(Step::Read)
     }
 
@@ -451,7 +458,7 @@ impl Poller {
         let stream = job.stream();
         let mut position = job.position_ms;
         let mut max_window = self.poll.window;
-        self.resume_sinks(&stream).await?;
+        self.resume_sinks(std::slice::from_ref(&stream)).await?;
         while position < job.to_ms {
             if shutdown.is_cancelled() {
                 return Ok(ReplayOutcome::Interrupted);
@@ -500,7 +507,7 @@ impl Poller {
                             },
                         )
                         .await?;
-                    stats.log_committed(&stream, window, 0);
+                    stats.log_committed(&stream, &self.account_label, window, 0);
                     position = window.end_ms;
                 }
                 Ok(Outcome::Cancelled) => return Ok(ReplayOutcome::Interrupted),

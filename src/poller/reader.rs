@@ -148,9 +148,16 @@ impl WindowStats {
     }
 
     /// Logs and records the metrics of a committed window.
-    pub(crate) fn log_committed(&self, stream: &str, window: Window, n_pruned: usize) {
+    pub(crate) fn log_committed(
+        &self,
+        stream: &str,
+        account: &str,
+        window: Window,
+        n_pruned: usize,
+    ) {
         crate::metrics::emit::window_committed(
             stream,
+            account,
             window.end_ms,
             now_ms(),
             self.elapsed.as_secs_f64(),

@@ -68,7 +68,9 @@ impl Harness {
 
     /// A `run --once` over the history with these sinks.
     async fn run_once(&self, sinks: Vec<Box<dyn Sink>>) -> Result<(), Error> {
-        self.poller(sinks)
+        let poller = self.poller(sinks);
+        poller.resume_sinks(&[STREAM.to_string()]).await?;
+        poller
             .run_live(STREAM, true, &CancellationToken::new())
             .await
     }

@@ -203,12 +203,20 @@ pub enum Delivery {
 pub struct SinkSet {
     sinks: Vec<Box<dyn Sink>>,
     backoff: Backoff,
+    /// Held for a whole batch: walks of several accounts share the sinks, and a sink's
+    /// resume state (a file's length) must describe the batches recorded with it, so batches
+    /// go one at a time.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl SinkSet {
     /// Wraps built sinks. `backoff` paces retries of a failing sink.
     pub fn new(sinks: Vec<Box<dyn Sink>>, backoff: Backoff) -> SinkSet {
-        SinkSet { sinks, backoff }
+        SinkSet {
+            sinks,
+            backoff,
+            turn: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Builds every configured sink.
@@ -249,6 +257,11 @@ impl SinkSet {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Waits for the sinks' turn: one batch (with its acknowledgements recorded) at a time.
+    pub async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.turn.lock().await
     }
 
     /// How many sinks there are.

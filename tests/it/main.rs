@@ -1,6 +1,7 @@
 //! Integration tests: the built exporter binary against the fake Lacework API on loopback,
 //! with real SQLite state files in temporary directories.
 
+mod accounts;
 mod capacity;
 mod chaos;
 mod classify;
