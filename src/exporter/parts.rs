@@ -33,6 +33,20 @@ pub(crate) struct Parts {
     account: Option<String>,
     /// How often the user inventory is reconciled; zero: never.
     reconcile_every: Duration,
+    /// What `client` reads: origin, key, sub-account, org access.
+    scope: Scope,
+}
+
+/// What a client reads: origin, key, sub-account, org access.
+type Scope = (String, String, Option<String>, bool);
+
+fn scope_of(account: &LoadedAccount) -> Scope {
+    (
+        account.credentials.api_origin.to_string(),
+        account.credentials.key_id.clone(),
+        account.credentials.sub_account.clone(),
+        account.lacework.org_access,
+    )
 }
 
 impl Parts {
@@ -83,6 +97,12 @@ impl Parts {
             retention: config.state.effective_retention(&config.poll),
             account: default_account,
             reconcile_every: config.reconcile.every,
+            scope: (
+                loaded.credentials.api_origin.to_string(),
+                loaded.credentials.key_id.clone(),
+                loaded.credentials.sub_account.clone(),
+                config.lacework.org_access,
+            ),
         })
     }
 
@@ -139,11 +159,17 @@ impl Parts {
         store: CheckpointStore,
         progress: Progress,
     ) -> Result<Poller, Error> {
-        let client = LaceworkClient::new(
-            &account.credentials,
-            &ClientOptions::from_config(&account.lacework),
-        )
-        .map_err(Error::HttpClient)?;
+        // The parts' own client when it reads this very scope: one token cache, one view of
+        // the server's clock.
+        let client = if self.scope == scope_of(account) {
+            self.client.clone()
+        } else {
+            LaceworkClient::new(
+                &account.credentials,
+                &ClientOptions::from_config(&account.lacework),
+            )
+            .map_err(Error::HttpClient)?
+        };
         let normalizer =
             Normalizer::new(events, account.default_account()).map_err(Error::Rules)?;
         Ok(Poller::new(

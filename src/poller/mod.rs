@@ -192,6 +192,9 @@ impl Poller {
             self.poll.interval.min(self.poll.window)
         };
         let mut resweep = Resweep::new(&self.poll);
+        // A token first: its answer's `Date` tells the server's clock before `--once` fixes
+        // where it stops (a cached token costs nothing).
+        self.client.check_credentials().await?;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
