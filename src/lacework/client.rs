@@ -259,12 +259,14 @@ impl LaceworkClient {
         .await
     }
 
-    async fn send_get_document(
+    /// One GET with the token and the scope headers: its status, headers and body, with the
+    /// request counted and its answer shown to the governor and the server clock.
+    async fn get_answer(
         &self,
         url: &Url,
         path: &'static str,
         token: &Token,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<(u16, HeaderMap, bytes::Bytes), Error> {
         let response = self
             .inner
             .http
@@ -286,6 +288,16 @@ impl LaceworkClient {
         self.inner.governor.observe(path, status, &headers);
         self.inner.server_clock.observe(&headers);
         let bytes = read_body(response, path).await?;
+        Ok((status, headers, bytes))
+    }
+
+    async fn send_get_document(
+        &self,
+        url: &Url,
+        path: &'static str,
+        token: &Token,
+    ) -> Result<Vec<u8>, Error> {
+        let (status, headers, bytes) = self.get_answer(url, path, token).await?;
         match status {
             200 => Ok(bytes.to_vec()),
             401 | 403 => Err(Error::Auth {
@@ -343,29 +355,7 @@ impl LaceworkClient {
         is_first_page: bool,
     ) -> Result<AuditLogPage, Error> {
         let started = std::time::Instant::now();
-        let response = self
-            .inner
-            .http
-            .get(url.clone())
-            .bearer_auth(&token.value)
-            .headers(self.inner.scope_headers.clone())
-            .send()
-            .await
-            .map_err(|source| {
-                crate::metrics::emit::api_request(AUDIT_LOGS_PATH, transport_label(&source));
-                Error::Transport {
-                    endpoint: AUDIT_LOGS_PATH.to_string(),
-                    source,
-                }
-            })?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        crate::metrics::emit::api_request(AUDIT_LOGS_PATH, response.status().as_str());
-        self.inner
-            .governor
-            .observe(AUDIT_LOGS_PATH, status, &headers);
-        self.inner.server_clock.observe(&headers);
-        let bytes = read_body(response, AUDIT_LOGS_PATH).await?;
+        let (status, headers, bytes) = self.get_answer(url, AUDIT_LOGS_PATH, token).await?;
         tracing::debug!(
             endpoint = AUDIT_LOGS_PATH,
             status,

@@ -41,6 +41,25 @@ async fn other_tenant(now: i64) -> (FakeLacework, usize) {
     (fake, 25)
 }
 
+/// An exporter of `fake`'s ACME-SUB1 and ACME-SUB2 (one org key, `Account-Name`) and of the
+/// separate `tenant`, whose secret is read from `tenant_secret`.
+fn three_accounts(
+    fake: &FakeLacework,
+    tenant: &FakeLacework,
+    tenant_secret: &std::path::Path,
+) -> Exporter {
+    let extra = accounts_config(fake, tenant, &tenant_secret.display().to_string());
+    Exporter::new(
+        fake,
+        &Cfg {
+            org_access: false,
+            lookback: "25h",
+            extra_lacework: Box::leak(extra.into_boxed_str()),
+            ..Cfg::default()
+        },
+    )
+}
+
 fn accounts_config(fake: &FakeLacework, tenant: &FakeLacework, tenant_secret: &str) -> String {
     format!(
         "\n[[lacework.accounts]]\nsub_account = \"ACME-SUB1\"\n\n[[lacework.accounts]]\nsub_account = \"ACME-SUB2\"\n\n[[lacework.accounts]]\nname = \"other\"\nbase_url = \"{}\"\nkey_id = \"{}\"\nsecret_file = \"{tenant_secret}\"\n",
@@ -58,16 +77,7 @@ async fn three_accounts_arrive_with_their_account_and_their_own_cursors() {
     let dir = tempfile::tempdir().unwrap();
     let tenant_secret = dir.path().join("tenant-secret");
     std::fs::write(&tenant_secret, &tenant.config().secret).unwrap();
-    let extra = accounts_config(&fake, &tenant, &tenant_secret.display().to_string());
-    let exporter = Exporter::new(
-        &fake,
-        &Cfg {
-            org_access: false,
-            lookback: "25h",
-            extra_lacework: Box::leak(extra.into_boxed_str()),
-            ..Cfg::default()
-        },
-    );
+    let exporter = three_accounts(&fake, &tenant, &tenant_secret);
     let run = exporter.run(&["run", "--once"]).await;
     run.expect_code(0);
     let events = run.events();
@@ -111,16 +121,7 @@ async fn one_failing_account_does_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let wrong = dir.path().join("wrong-secret");
     std::fs::write(&wrong, "_not_the_tenant_secret_").unwrap();
-    let extra = accounts_config(&fake, &tenant, &wrong.display().to_string());
-    let exporter = Exporter::new(
-        &fake,
-        &Cfg {
-            org_access: false,
-            lookback: "25h",
-            extra_lacework: Box::leak(extra.into_boxed_str()),
-            ..Cfg::default()
-        },
-    );
+    let exporter = three_accounts(&fake, &tenant, &wrong);
     let run = exporter.run(&["run", "--once"]).await;
     assert_ne!(run.code, Some(0), "the refused account is reported: {run}");
     assert!(

@@ -7,13 +7,10 @@ use serde_json::Value;
 
 use crate::support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn classification_matches_ground_truth_on_20000_records() {
-    let fake = start_fake(5000).await;
-    let now = now_ms();
-    generate(&fake, 17, 20_000, now - 2 * DAY, now - HOUR);
+/// Every record the fake holds as an event (`include = "all"`), from one `run --once`.
+async fn every_record_once(fake: &fake_lacework::FakeLacework) -> Vec<Value> {
     let exporter = Exporter::new(
-        &fake,
+        fake,
         &Cfg {
             include: "all",
             window: "1d",
@@ -22,7 +19,15 @@ async fn classification_matches_ground_truth_on_20000_records() {
     );
     let run = exporter.run(&["run", "--once"]).await;
     run.expect_code(0);
-    let events = run.events();
+    run.events()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classification_matches_ground_truth_on_20000_records() {
+    let fake = start_fake(5000).await;
+    let now = now_ms();
+    generate(&fake, 17, 20_000, now - 2 * DAY, now - HOUR);
+    let events = every_record_once(&fake).await;
     let records = fake.records();
     let mut by_key: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for event in &events {
@@ -76,17 +81,7 @@ async fn actor_first_wording_gets_the_right_type_and_target_and_look_alikes_stay
         ..fake_lacework::GenerateSpec::default()
     });
     assert_eq!(added, 20_000);
-    let exporter = Exporter::new(
-        &fake,
-        &Cfg {
-            include: "all",
-            window: "1d",
-            ..Cfg::default()
-        },
-    );
-    let run = exporter.run(&["run", "--once"]).await;
-    run.expect_code(0);
-    let events = run.events();
+    let events = every_record_once(&fake).await;
     let by_key: BTreeMap<String, &Value> = events.iter().map(|e| (event_key(e), e)).collect();
     let mut wrong: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let (mut n_lifecycle, mut n_look_alike) = (0, 0);
