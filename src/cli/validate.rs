@@ -20,8 +20,29 @@ pub async fn validate(
         "  api:     {} (key {})\n",
         credentials.api_origin, credentials.key_id
     ));
-    if let Some(sub_account) = &credentials.sub_account {
+    if let Some(sub_account) = &credentials.sub_account
+        && loaded.accounts.len() == 1
+    {
         text.push_str(&format!("  account: {sub_account} (Account-Name)\n"));
+    }
+    if loaded.accounts.len() > 1 {
+        for account in &loaded.accounts {
+            text.push_str(&format!(
+                "  account: {} ({}, key {}{})\n",
+                account.name,
+                account.credentials.api_origin,
+                account.credentials.key_id,
+                account
+                    .credentials
+                    .sub_account
+                    .as_deref()
+                    .map(|s| format!(", Account-Name {s}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if config.lacework.discover_sub_accounts {
+        text.push_str("  accounts: every account the key reaches (discover_sub_accounts)\n");
     }
     if config.lacework.org_access {
         text.push_str("  scope:   organization (Org-Access: true)\n");
