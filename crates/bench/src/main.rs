@@ -29,7 +29,7 @@ const USAGE: &str = "usage: lae-bench [--records N] [--days D] \
 [--sinks stdout,file,file-nofsync,kafka,kafka-eos,webhook] [--skip-baselines] [--bin-dir DIR]
        lae-bench minimal-loop --base-url URL --key-id ID --secret S --from-ms A --to-ms B \
 --window-ms W --out FILE
-       lae-bench requests [--scale S] [--hours H] [--per-minute N] [--bin-dir DIR]";
+       lae-bench requests [--scale S] [--hours H] [--per-minute N] [--accounts N] [--bin-dir DIR]";
 
 /// The workspace root (this crate is `crates/bench`).
 fn root() -> PathBuf {

@@ -31,6 +31,9 @@ const HOUR: Duration = Duration::from_secs(3600);
 const PAGE_SIZE: u64 = 5000;
 const TOKENS_PATH: &str = "/api/v2/access/tokens";
 const AUDIT_LOGS_PATH: &str = "/api/v2/AuditLogs";
+const USER_PROFILE_PATH: &str = "/api/v2/UserProfile";
+const TEAM_USERS_PATH: &str = "/api/v2/TeamUsers";
+const TEAM_MEMBERS_PATH: &str = "/api/v2/TeamMembers";
 /// The exporter's debug line once the live walk has nothing left to read.
 const CAUGHT_UP_LINE: &str = "Caught up; waiting for the next poll.";
 const WINDOW_LINE: &str = "Window delivered and committed.";
@@ -47,6 +50,10 @@ pub struct Options {
     hours: u32,
     /// New audit records per (scaled) minute, created as time goes by.
     per_minute: u32,
+    /// Accounts the key reaches: 1 polls the primary org-wide (`org_access = true`); more adds
+    /// `ACME-SUB1`.. to the fake's inventory and turns on `discover_sub_accounts`, so the
+    /// exporter polls each through `Account-Name`, sharing one request governor.
+    accounts: u32,
     bin_dir: Option<PathBuf>,
 }
 
@@ -55,6 +62,7 @@ pub fn parse_args(args: &[String]) -> Result<Options> {
         scale: 60,
         hours: 1,
         per_minute: 3,
+        accounts: 1,
         bin_dir: None,
     };
     let mut it = args.iter();
@@ -64,6 +72,7 @@ pub fn parse_args(args: &[String]) -> Result<Options> {
             "--scale" => o.scale = value()?.parse()?,
             "--hours" => o.hours = value()?.parse()?,
             "--per-minute" => o.per_minute = value()?.parse()?,
+            "--accounts" => o.accounts = value()?.parse()?,
             "--bin-dir" => o.bin_dir = Some(PathBuf::from(value()?)),
             "-h" | "--help" => bail!(""),
             other => bail!("unknown argument {other:?}"),
@@ -78,6 +87,9 @@ pub fn parse_args(args: &[String]) -> Result<Options> {
     }
     if o.hours == 0 {
         bail!("--hours must be at least 1");
+    }
+    if o.accounts == 0 {
+        bail!("--accounts must be at least 1");
     }
     Ok(o)
 }
@@ -191,15 +203,21 @@ enum Kind {
     NextPage,
     /// `POST /api/v2/access/tokens`.
     Token,
+    /// `GET /api/v2/UserProfile`: the accounts the key reaches (`discover_sub_accounts`).
+    UserProfile,
+    /// `GET /api/v2/TeamUsers` or `TeamMembers`: a reconciliation's user list.
+    TeamUsers,
     /// Anything else (none is expected).
     Other,
 }
 
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 7] = [
     Kind::LivePoll,
     Kind::ResweepRead,
     Kind::NextPage,
     Kind::Token,
+    Kind::UserProfile,
+    Kind::TeamUsers,
     Kind::Other,
 ];
 
@@ -210,6 +228,8 @@ impl Kind {
             Kind::ResweepRead => "re-sweep reads",
             Kind::NextPage => "nextPage fetches",
             Kind::Token => "token exchanges",
+            Kind::UserProfile => "UserProfile reads",
+            Kind::TeamUsers => "TeamUsers/TeamMembers reads",
             Kind::Other => "other",
         }
     }
@@ -248,6 +268,16 @@ fn classify(method: &str, path: &str, query: Option<&str>, now_ms: i64, reach: R
     if method != "GET" {
         return Kind::Other;
     }
+    if path == USER_PROFILE_PATH {
+        return Kind::UserProfile;
+    }
+    let listing = |base: &str| {
+        path.strip_prefix(base)
+            .is_some_and(|rest| rest.is_empty() || rest == "/")
+    };
+    if listing(TEAM_USERS_PATH) || listing(TEAM_MEMBERS_PATH) {
+        return Kind::TeamUsers;
+    }
     if path == AUDIT_LOGS_PATH {
         let Some(start_ms) =
             fake_lacework::query_value(query, "startTime").and_then(|s| parse_query_time(&s))
@@ -272,6 +302,8 @@ struct Seen {
     index: usize,
     at: Instant,
     kind: Kind,
+    /// The `Account-Name` header, upper-cased (none with `org_access = true`).
+    account: Option<String>,
 }
 
 /// One line of the exporter's JSON log that the bench cares about.
@@ -279,6 +311,8 @@ struct LogLine {
     at: Instant,
     level: String,
     message: String,
+    /// The `stream` field (the account's stream), if any.
+    stream: String,
     pages: u64,
 }
 
@@ -304,6 +338,7 @@ impl ExporterLog {
                         at,
                         level: text("level"),
                         message: text("message"),
+                        stream: text("stream"),
                         pages: entry["pages"].as_u64().unwrap_or(0),
                     };
                     kept.lock()
@@ -330,6 +365,32 @@ impl ExporterLog {
         self.lines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// When `n` distinct streams had logged `message`, if they have.
+    fn nth_stream(&self, message: &str, n: usize) -> Option<Instant> {
+        let mut streams: Vec<&str> = Vec::new();
+        let lines = self.lock();
+        for line in lines.iter().filter(|l| l.message == message) {
+            if !streams.contains(&line.stream.as_str()) {
+                streams.push(&line.stream);
+                if streams.len() >= n {
+                    return Some(line.at);
+                }
+            }
+        }
+        None
+    }
+
+    /// How many distinct streams have logged `message`.
+    fn streams(&self, message: &str) -> usize {
+        let mut streams: Vec<String> = Vec::new();
+        for line in self.lock().iter().filter(|l| l.message == message) {
+            if !streams.contains(&line.stream) {
+                streams.push(line.stream.clone());
+            }
+        }
+        streams.len()
+    }
+
     /// The last lines of the raw log, for error messages.
     fn tail(&self) -> String {
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
@@ -347,8 +408,16 @@ pub fn bench(o: &Options) -> Result<()> {
     let reach = Reach::of(&timing);
     let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let streams = if o.accounts == 1 {
+        "one live stream".to_owned()
+    } else {
+        format!(
+            "{} accounts (discover_sub_accounts, one stream each, one governor)",
+            o.accounts
+        )
+    };
     println!(
-        "lae-bench requests {date}: one live stream at the default settings, time scaled 1/{} \
+        "lae-bench requests {date}: {streams} at the default settings, time scaled 1/{} \
          (one hour = {:.1} s); {} new records a minute (scaled), page size {PAGE_SIZE}",
         o.scale,
         hour.as_secs_f64(),
@@ -375,6 +444,9 @@ pub fn bench(o: &Options) -> Result<()> {
         timing.rate_requests,
         human(timing.rate_period)
     );
+    if o.accounts > 1 {
+        println!("scaled [reconcile] every {}", human(hour));
+    }
 
     let tmp = tempfile::Builder::new()
         .prefix("lae-bench-requests-")
@@ -390,6 +462,19 @@ pub fn bench(o: &Options) -> Result<()> {
         .enable_all()
         .build()?;
     let fake = runtime.block_on(FakeLacework::start(FakeConfig::default()))?;
+    // The accounts UserProfile lists: the primary, then ACME-SUB1.. (with one account the
+    // history keeps the generator's default spread and the exporter reads org-wide).
+    let primary = fake.config().primary_account.clone();
+    let accounts: Vec<String> = std::iter::once(primary.clone())
+        .chain((1..o.accounts).map(|i| format!("{primary}-SUB{i}")))
+        .collect();
+    if o.accounts > 1 {
+        fake.edit_inventory(|inventory| {
+            for account in &accounts {
+                inventory.add_account(account);
+            }
+        });
+    }
     // Lacework's own budget, scaled like everything else, so the fake's RateLimit-* headers
     // tell the exporter what the real API would, and outrunning it is answered 429.
     fake.set_rate_limit(Some(RateLimit {
@@ -405,6 +490,11 @@ pub fn bench(o: &Options) -> Result<()> {
         start: end - history,
         end,
         count: (u64::from(o.per_minute) * history_minutes) as usize,
+        accounts: if o.accounts > 1 {
+            accounts.clone()
+        } else {
+            GenerateSpec::default().accounts
+        },
         ..GenerateSpec::default()
     });
     let trickle = (o.per_minute > 0).then(|| {
@@ -415,13 +505,24 @@ pub fn bench(o: &Options) -> Result<()> {
 
     let secret_path = crate::exporter::write_secret(dir, &fake.config().secret)?;
     let toml_str = |s: &str| Value::from(s).to_string();
+    // Several accounts: each discovered through UserProfile, and each account's user list
+    // reconciled once a (scaled) hour.
+    let (access, reconcile) = if o.accounts > 1 {
+        (
+            "org_access = false\ndiscover_sub_accounts = true\n".to_owned(),
+            format!("\n[reconcile]\nevery = \"{}\"\n", human(hour)),
+        )
+    } else {
+        ("org_access = true\n".to_owned(), String::new())
+    };
     let config = format!(
         "[lacework]\n\
          base_url = {base}\n\
          key_id = {key}\n\
          secret_file = {secret}\n\
-         org_access = true\n\
+         {access}\
          {timing}\
+         {reconcile}\
          \n\
          [state]\n\
          path = {state}\n\
@@ -476,6 +577,7 @@ pub fn bench(o: &Options) -> Result<()> {
                 index,
                 at: now,
                 kind: classify(&r.method, &r.path, r.query.as_deref(), wall_ms, reach),
+                account: r.account_name.as_deref().map(str::to_ascii_uppercase),
             });
         }
         if guard.exited() {
@@ -486,7 +588,19 @@ pub fn bench(o: &Options) -> Result<()> {
         }
         match window {
             None => {
-                if let Some(caught_up) = log.first(CAUGHT_UP_LINE) {
+                // Every account's stream caught up; past the warm-up limit, those that did.
+                let all = log.nth_stream(CAUGHT_UP_LINE, accounts.len());
+                let late = now.duration_since(started) > WARM_UP_LIMIT;
+                let some = (late && log.first(CAUGHT_UP_LINE).is_some()).then_some(now);
+                if let Some(caught_up) = all.or(some) {
+                    if all.is_none() {
+                        eprintln!(
+                            "only {} of {} streams caught up within {} s; measuring anyway",
+                            log.streams(CAUGHT_UP_LINE),
+                            accounts.len(),
+                            WARM_UP_LIMIT.as_secs()
+                        );
+                    }
                     // Half an interval on, so the hour's bounds fall between two polls.
                     let from = caught_up + timing.interval / 2;
                     window = Some((from, from + measured));
@@ -549,15 +663,24 @@ pub fn bench(o: &Options) -> Result<()> {
     let rows_per_poll = u64::from(o.per_minute) * (real.interval + real.overlap).as_secs() / 60;
     let polls_per_hour = HOUR.as_secs_f64() / real.interval.as_secs_f64();
     let extra_pages = |rows: u64| (rows.div_ceil(PAGE_SIZE).max(1) - 1) as f64;
+    // With several accounts, what every stream would ask for without the governor (the
+    // records are spread over the accounts, so no more pages each).
+    let n_accounts = f64::from(o.accounts);
     let expected = |kind: Kind| match kind {
-        Kind::LivePoll => polls_per_hour,
-        Kind::ResweepRead => resweeps_per_hour * resweep_windows as f64,
+        Kind::LivePoll => n_accounts * polls_per_hour,
+        Kind::ResweepRead => n_accounts * resweeps_per_hour * resweep_windows as f64,
         Kind::NextPage => {
-            polls_per_hour * extra_pages(rows_per_poll)
-                + resweeps_per_hour * resweep_windows as f64 * extra_pages(rows_per_resweep_window)
+            n_accounts
+                * (polls_per_hour * extra_pages(rows_per_poll)
+                    + resweeps_per_hour
+                        * resweep_windows as f64
+                        * extra_pages(rows_per_resweep_window))
         }
         Kind::Token => real.tokens_per(HOUR),
-        Kind::Other => 0.0,
+        // Read at start (and on reload), not each hour.
+        Kind::UserProfile => 0.0,
+        Kind::TeamUsers if o.accounts > 1 => n_accounts,
+        Kind::TeamUsers | Kind::Other => 0.0,
     };
 
     let mut cells = vec![
@@ -575,7 +698,10 @@ pub fn bench(o: &Options) -> Result<()> {
     let mut total_expected = 0.0;
     for kind in KINDS {
         let n = count(kind);
-        if kind == Kind::Other && n == 0 {
+        // One account keeps today's table: the inventory rows only when something came.
+        let optional = kind == Kind::Other
+            || (o.accounts == 1 && matches!(kind, Kind::UserProfile | Kind::TeamUsers));
+        if optional && n == 0 {
             continue;
         }
         total += n;
@@ -616,6 +742,83 @@ pub fn bench(o: &Options) -> Result<()> {
         share(live),
         100.0 * live / goal
     );
+    if o.hours > 1 {
+        // The governor starts with a full bucket, so the first hour may spend it on top of
+        // the refill; the later hours show the steady state.
+        let by_hour: Vec<String> = (0..o.hours)
+            .map(|h| {
+                let start = from + hour * h;
+                let in_hour = in_hours
+                    .iter()
+                    .filter(|s| s.at >= start && s.at < start + hour);
+                let (mut n, mut live) = (0, 0);
+                for s in in_hour {
+                    n += 1;
+                    live += usize::from(s.kind == Kind::LivePoll);
+                }
+                format!(
+                    "hour {}: {n} requests ({live} live polls, {:.1} per account)",
+                    h + 1,
+                    live as f64 / n_accounts
+                )
+            })
+            .collect();
+        println!("by scaled hour: {}", by_hour.join("; "));
+    }
+    if o.accounts > 1 {
+        println!(
+            "governor: {}/{} scaled = {} requests per hour for all {} accounts; total {:.1}/h = \
+             {:.1}% of it",
+            timing.rate_requests,
+            human(timing.rate_period),
+            DEFAULTS.rate_requests,
+            o.accounts,
+            total_per_hour,
+            100.0 * total_per_hour / f64::from(DEFAULTS.rate_requests)
+        );
+        // Live polls per account, by the Account-Name header each first page carried.
+        let per_account: Vec<(String, f64)> = accounts
+            .iter()
+            .map(|account| {
+                let upper = account.to_ascii_uppercase();
+                let n = in_hours
+                    .iter()
+                    .filter(|s| s.kind == Kind::LivePoll && s.account.as_deref() == Some(&upper))
+                    .count() as u64;
+                (account.clone(), per_hour(n))
+            })
+            .collect();
+        let mut rates: Vec<f64> = per_account.iter().map(|(_, r)| *r).collect();
+        rates.sort_by(f64::total_cmp);
+        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+        let median = rates[rates.len() / 2];
+        let unattributed = in_hours
+            .iter()
+            .filter(|s| {
+                s.kind == Kind::LivePoll
+                    && !s
+                        .account
+                        .as_deref()
+                        .is_some_and(|a| accounts.iter().any(|b| b.eq_ignore_ascii_case(a)))
+            })
+            .count();
+        println!(
+            "live polls per account per hour (Account-Name of each first page; 60 at the \
+             defaults): mean {mean:.1}, min {:.1}, median {median:.1}, max {:.1}{}",
+            rates[0],
+            rates[rates.len() - 1],
+            if unattributed > 0 {
+                format!("; {unattributed} live polls named no listed account")
+            } else {
+                String::new()
+            }
+        );
+        let list: Vec<String> = per_account
+            .iter()
+            .map(|(account, rate)| format!("{account} {rate:.0}"))
+            .collect();
+        println!("  by account: {}", list.join(", "));
+    }
 
     // The exporter's own account of the same time, as a check on the sorting above.
     let lines = log.lock();
@@ -684,10 +887,19 @@ pub fn bench(o: &Options) -> Result<()> {
     for warning in &warnings {
         println!("exporter logged: {warning}");
     }
-    println!(
-        "records at the fake at the end: {} (org-wide, org_access = true)",
-        group(records as u64)
-    );
+    if o.accounts == 1 {
+        println!(
+            "records at the fake at the end: {} (org-wide, org_access = true)",
+            group(records as u64)
+        );
+    } else {
+        println!(
+            "records at the fake at the end: {} over all accounts (history spread over the {} \
+             accounts; the trickle over the fake's default three)",
+            group(records as u64),
+            o.accounts
+        );
+    }
     println!(
         "load average at the end: {} (other work on this machine skews the timing)",
         crate::load_average()
@@ -786,10 +998,13 @@ mod tests {
             ("GET", "/api/v2/AuditLogs/", None),
             ("GET", TOKENS_PATH, None),
             ("POST", AUDIT_LOGS_PATH, Some(resweep_query.as_str())),
-            ("GET", "/api/v2/UserProfile", None),
+            ("GET", "/api/v2/TeamUsers/some-guid", None),
         ] {
             check(method, path, query, reach, Kind::Other);
         }
+        check("GET", USER_PROFILE_PATH, None, reach, Kind::UserProfile);
+        check("GET", TEAM_USERS_PATH, None, reach, Kind::TeamUsers);
+        check("GET", "/api/v2/TeamMembers/", None, reach, Kind::TeamUsers);
     }
 
     #[test]
