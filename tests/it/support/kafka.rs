@@ -593,7 +593,16 @@ impl TopicReader {
             let Some(result) = self.consumer.poll(left.min(Duration::from_millis(50))) else {
                 continue;
             };
-            let message = result.unwrap_or_else(|e| panic!("reading {}: {e}", self.topic));
+            let message = match result {
+                Ok(message) => message,
+                // A broker just thawed (`resume`) or restarted: librdkafka reports the lost
+                // connection and reconnects by itself.
+                Err(rdkafka::error::KafkaError::MessageConsumption(
+                    rdkafka::error::RDKafkaErrorCode::AllBrokersDown
+                    | rdkafka::error::RDKafkaErrorCode::BrokerTransportFailure,
+                )) => continue,
+                Err(e) => panic!("reading {}: {e}", self.topic),
+            };
             self.next.insert(message.partition(), message.offset() + 1);
             let headers = message
                 .headers()
