@@ -238,15 +238,11 @@ impl CheckpointStore {
         .await
     }
 
-    /// Ids single sinks took on the stream at or after `since_ms` that not every sink has
-    /// taken, by sink name.
-    pub async fn taken_since(
-        &self,
-        stream: &str,
-        since_ms: i64,
-    ) -> Result<HashMap<String, HashSet<RecordId>>, Error> {
+    /// Ids single sinks took on the stream that not every sink has taken yet, by sink name
+    /// (at most about a batch per sink).
+    pub async fn taken(&self, stream: &str) -> Result<HashMap<String, HashSet<RecordId>>, Error> {
         let stream = stream.to_string();
-        self.with_connection(move |c| sink_progress::taken_since(c, &stream, since_ms))
+        self.with_connection(move |c| sink_progress::taken(c, &stream))
             .await
     }
 

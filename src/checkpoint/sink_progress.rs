@@ -97,18 +97,13 @@ pub fn clear_taken(
     Ok(())
 }
 
-/// Ids each sink took on the stream at or after `since_ms` (and those without a time) that
-/// not every sink has taken yet, by sink name.
-pub fn taken_since(
+/// Ids each sink took on the stream that not every sink has taken yet, by sink name.
+pub fn taken(
     c: &mut Connection,
     stream: &str,
-    since_ms: i64,
 ) -> rusqlite::Result<HashMap<String, HashSet<RecordId>>> {
-    let mut select = c.prepare_cached(
-        "SELECT sink, id FROM sink_taken
-         WHERE stream = ?1 AND (event_time_ms >= ?2 OR event_time_ms = ?3)",
-    )?;
-    let rows = select.query_map(params![stream, since_ms, UNTIMED], |row| {
+    let mut select = c.prepare_cached("SELECT sink, id FROM sink_taken WHERE stream = ?1")?;
+    let rows = select.query_map(params![stream], |row| {
         Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
     })?;
     let mut taken: HashMap<String, HashSet<RecordId>> = HashMap::new();

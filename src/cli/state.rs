@@ -44,10 +44,7 @@ pub async fn state(
             let sink_states = store.sink_states().await.map_err(Failure::runtime)?;
             let mut ahead = Vec::new();
             for s in &streams {
-                let taken = store
-                    .taken_since(&s.stream, i64::MIN)
-                    .await
-                    .map_err(Failure::runtime)?;
+                let taken = store.taken(&s.stream).await.map_err(Failure::runtime)?;
                 let mut counts: Vec<(String, usize)> = taken
                     .into_iter()
                     .map(|(sink, ids)| (sink, ids.len()))

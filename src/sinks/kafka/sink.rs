@@ -93,15 +93,7 @@ impl KafkaSink {
         config: &KafkaConfig,
         client_config: ClientConfig,
     ) -> Result<KafkaSink, Error> {
-        let fatal = |message: String| Error::Fatal {
-            sink: name.clone(),
-            message,
-        };
-        let topic =
-            TopicTemplate::parse(&config.topic).map_err(|m| fatal(format!("topic: {m}")))?;
-        let health = Arc::new(Health::new(name.clone(), config.sasl_mechanism()));
-        let producer = create_producer(&client_config, &health)
-            .map_err(|m| fatal(format!("properties: {m}")))?;
+        let (topic, health, producer) = producer_parts(&name, config, &client_config)?;
         Ok(KafkaSink {
             name,
             brokers: config.brokers.trim().to_string(),
@@ -236,6 +228,21 @@ impl KafkaSink {
     }
 }
 
+/// What both Kafka sinks start from: the topic template, the health record and the
+/// producer (connecting nowhere yet).
+pub(crate) fn producer_parts(
+    name: &str,
+    config: &KafkaConfig,
+    client_config: &ClientConfig,
+) -> Result<(TopicTemplate, Arc<Health>, FutureProducer<KafkaContext>), Error> {
+    let topic = TopicTemplate::parse(&config.topic)
+        .map_err(|m| Error::fatal(name, format!("topic: {m}")))?;
+    let health = Arc::new(Health::new(name.to_string(), config.sasl_mechanism()));
+    let producer = create_producer(client_config, &health)
+        .map_err(|m| Error::fatal(name, format!("properties: {m}")))?;
+    Ok((topic, health, producer))
+}
+
 /// librdkafka's configuration for the sink, with the password read from its file.
 fn client_config(
     name: &str,
@@ -263,7 +270,7 @@ fn client_config(
 
 /// Creates a producer reporting into `health`; the error is librdkafka's own message (which
 /// names a bad property, never a value).
-pub(crate) fn create_producer(
+fn create_producer(
     client_config: &ClientConfig,
     health: &Arc<Health>,
 ) -> Result<FutureProducer<KafkaContext>, String> {

@@ -30,9 +30,19 @@ use serde::{Deserialize, Serialize};
 use crate::event::{LifecycleEvent, RecordId};
 use crate::sinks::kafka::health::{Health, KafkaContext};
 use crate::sinks::kafka::record::Message;
-use crate::sinks::kafka::sink::create_producer;
+use crate::sinks::kafka::sink::producer_parts;
 use crate::sinks::kafka::{KafkaConfig, KafkaKey, TopicTemplate};
 use crate::sinks::{Error, Restored, RestoredStream, Sink, StreamCursor};
+
+/// Whether `code` says a newer producer with the same transactional id took over.
+fn is_fenced(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+    )
+}
 
 /// One record of the state topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,15 +123,7 @@ impl TransactionalKafkaSink {
         transactional_id: String,
         id_retention: Duration,
     ) -> Result<TransactionalKafkaSink, Error> {
-        let fatal = |message: String| Error::Fatal {
-            sink: name.clone(),
-            message,
-        };
-        let topic =
-            TopicTemplate::parse(&config.topic).map_err(|m| fatal(format!("topic: {m}")))?;
-        let health = Arc::new(Health::new(name.clone(), config.sasl_mechanism()));
-        let producer = create_producer(&client_config, &health)
-            .map_err(|m| fatal(format!("properties: {m}")))?;
+        let (topic, health, producer) = producer_parts(&name, config, &client_config)?;
         let mut reader_config = client_config;
         for property in PRODUCER_ONLY {
             reader_config.remove(property);
@@ -154,30 +156,18 @@ impl TransactionalKafkaSink {
     /// one owns this transactional id now, or the producer is unusable); the rest are
     /// retried, after aborting the transaction when librdkafka asks for it.
     fn transaction_error(&self, doing: &str, error: &KafkaError) -> Error {
-        let code = error.rdkafka_error_code();
-        let fenced = matches!(
-            code,
-            Some(
-                RDKafkaErrorCode::ProducerFenced
-                    | RDKafkaErrorCode::Fenced
-                    | RDKafkaErrorCode::InvalidProducerEpoch
-            )
-        );
         let fatal = match error {
             KafkaError::Transaction(rd) => rd.is_fatal(),
             _ => false,
         };
-        if fenced
+        let fenced = error.rdkafka_error_code().is_some_and(is_fenced)
             || (fatal
-                && self.producer.client().fatal_error().is_some_and(|(c, _)| {
-                    matches!(
-                        c,
-                        RDKafkaErrorCode::ProducerFenced
-                            | RDKafkaErrorCode::Fenced
-                            | RDKafkaErrorCode::InvalidProducerEpoch
-                    )
-                }))
-        {
+                && self
+                    .producer
+                    .client()
+                    .fatal_error()
+                    .is_some_and(|(code, _)| is_fenced(code)));
+        if fenced {
             return self.fatal(format!(
                 "fenced: another exporter process started with transactional id {:?} and took over this sink; this one stops writing (give every deployment its own transactional_id)",
                 self.transactional_id
