@@ -240,9 +240,8 @@ impl WindowReader {
         } else {
             HashSet::new()
         };
-        // What single sinks took in an earlier run is at most about a batch per sink: all of
-        // it, whatever its time.
-        let taken_before = self.store.taken_since(stream, i64::MIN).await?;
+        // What single sinks took in an earlier run: at most about a batch per sink.
+        let taken_before = self.store.taken(stream).await?;
         let started = std::time::Instant::now();
         let mut stats = WindowStats::default();
         let (pager, ids) = match resume {
@@ -389,8 +388,9 @@ impl WindowReader {
         Ok(false)
     }
 
-    /// Whether reconciliation already delivered this change (same type and user, within its
-    /// interval of the record's time).
+    /// Whether reconciliation already delivered this change (same type and user): it notes a
+    /// change at the time of the snapshot before it, so a record of the change carries a
+    /// time at most about one interval later (two allowed, for a walk that was busy).
     async fn reconciled_before(
         &self,
         stream: &str,
@@ -414,7 +414,7 @@ impl WindowReader {
                 event.event_type.as_str(),
                 target,
                 "reconcile",
-                (time - every, time + every),
+                (time - 2 * every, time),
             )
             .await?)
     }

@@ -170,7 +170,14 @@ impl Reconciler {
             if delivery == Delivery::Cancelled {
                 return Ok(Delivery::Cancelled);
             }
-            store.note_lifecycle(stream, seen_of(&events)).await?;
+            // Noted at the earlier snapshot's time: the change happened between the two
+            // snapshots, and an audit record of it, however late it lands, carries a time
+            // in there.
+            let seen = seen_of(&events)
+                .into_iter()
+                .map(|(event_type, target, _, source)| (event_type, target, before_ms, source))
+                .collect();
+            store.note_lifecycle(stream, seen).await?;
         }
         store.save_inventory(stream, now, snapshot).await?;
         tracing::info!(

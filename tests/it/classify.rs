@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use fake_lacework::FakeRecord;
+
 use crate::support::*;
 
 /// Every record the fake holds as an event (`include = "all"`), from one `run --once`.
@@ -486,4 +488,63 @@ async fn a_key_that_may_not_list_users_turns_reconciliation_off_with_one_warning
         "{}",
         tail(&fallback.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_record_arriving_after_reconciliation_told_the_change_is_not_delivered_again() {
+    use fake_lacework::UserChange;
+
+    let fake = start_fake(500).await;
+    let now = now_ms();
+    generate(&fake, 44, 200, now - DAY, now - HOUR);
+    let exporter = Exporter::new(
+        &fake,
+        &Cfg {
+            lookback: "25h",
+            ..Cfg::default()
+        },
+    );
+    with_reconcile(&exporter, "5s");
+    let (account, actor) = ("ACME", "admin@acme.com");
+    fake.apply_user_change_silently(
+        account,
+        actor,
+        &UserChange::Create {
+            user: "late@acme.com".into(),
+        },
+        at(now - 2 * HOUR),
+    );
+    exporter.run(&["run", "--once"]).await.expect_code(0);
+    // Deleted without a record: reconciliation tells it first.
+    let deleted_at = now_ms();
+    fake.apply_user_change_silently(
+        account,
+        actor,
+        &UserChange::Delete {
+            user: "late@acme.com".into(),
+        },
+        at(deleted_at),
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let reconciled = exporter.run(&["run", "--once"]).await;
+    reconciled.expect_code(0);
+    // Then its audit record lands late, inside the overlap the next run re-reads.
+    fake.insert(FakeRecord::custom(
+        account,
+        at(deleted_at),
+        "User Deleted",
+        "User",
+        "User admin@acme.com deleted user late@acme.com from ACME account",
+        actor,
+    ));
+    let after = exporter.run(&["run", "--once"]).await;
+    after.expect_code(0);
+    let deleted: Vec<Value> = reconciled
+        .events()
+        .into_iter()
+        .chain(after.events())
+        .filter(|e| e["type"] == "USER_DELETED" && e["target"] == "late@acme.com")
+        .collect();
+    assert_eq!(deleted.len(), 1, "{deleted:?}\n{}", tail(&after.stderr));
+    assert_eq!(deleted[0]["source"], "reconcile");
 }
