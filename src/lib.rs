@@ -14,6 +14,7 @@ pub mod cli;
 mod config;
 mod event;
 mod exporter;
+mod formats;
 #[cfg(test)]
 mod fuzz;
 mod lacework;

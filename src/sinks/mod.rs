@@ -6,9 +6,12 @@
 //! The poller hands a batch to every sink at once and records each acknowledgement as it
 //! comes (`poller::fanout`).
 
+mod elasticsearch;
 mod error;
 pub mod file;
+pub mod http;
 pub mod kafka;
+mod sentinel;
 mod stdout;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -24,9 +27,11 @@ use crate::backoff::Backoff;
 use crate::config::ConfigError;
 use crate::event::LifecycleEvent;
 
+pub use elasticsearch::{ElasticsearchConfig, ElasticsearchSink};
 pub use error::Error;
 pub use file::{FileConfig, FileSink};
 pub use kafka::{KafkaConfig, KafkaSink};
+pub use sentinel::{SentinelConfig, SentinelSink};
 pub use stdout::{StdoutConfig, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};
 
@@ -104,6 +109,10 @@ pub enum SinkConfig {
     /// Batched, signed HTTP POSTs.
     // Boxed: config is built once, and this keeps the enum small.
     Webhook(Box<WebhookConfig>),
+    /// Elasticsearch or OpenSearch `_bulk`, `create` with the event id as `_id`.
+    Elasticsearch(Box<ElasticsearchConfig>),
+    /// Microsoft Sentinel through the Azure Monitor Logs Ingestion API.
+    Sentinel(Box<SentinelConfig>),
 }
 
 impl SinkConfig {
@@ -114,6 +123,8 @@ impl SinkConfig {
             SinkConfig::File(config) => config.sink_name(),
             SinkConfig::Kafka(config) => config.sink_name(),
             SinkConfig::Webhook(config) => config.name.as_deref().unwrap_or("webhook"),
+            SinkConfig::Elasticsearch(config) => config.sink_name(),
+            SinkConfig::Sentinel(config) => config.sink_name(),
         }
     }
 
@@ -124,6 +135,8 @@ impl SinkConfig {
             SinkConfig::File(config) => config.validate(),
             SinkConfig::Kafka(config) => config.validate(),
             SinkConfig::Webhook(config) => config.validate(),
+            SinkConfig::Elasticsearch(config) => config.validate(),
+            SinkConfig::Sentinel(config) => config.validate(),
         }
     }
 
@@ -134,6 +147,8 @@ impl SinkConfig {
             SinkConfig::File(config) => config.warnings(),
             SinkConfig::Kafka(config) => config.warnings(),
             SinkConfig::Webhook(config) => config.warnings(),
+            SinkConfig::Elasticsearch(config) => config.warnings(),
+            SinkConfig::Sentinel(config) => config.warnings(),
         }
     }
 
@@ -141,10 +156,12 @@ impl SinkConfig {
     pub async fn build(&self, context: &BuildContext) -> Result<Box<dyn Sink>, Error> {
         let name = self.name().to_string();
         match self {
-            SinkConfig::Stdout(_) => Ok(Box::new(StdoutSink::new(name))),
+            SinkConfig::Stdout(config) => Ok(Box::new(StdoutSink::new(name, config.format))),
             SinkConfig::File(config) => Ok(Box::new(FileSink::new(name, config))),
             SinkConfig::Kafka(config) => KafkaSink::build(name, config, context),
             SinkConfig::Webhook(config) => Ok(Box::new(WebhookSink::build(name, config, context)?)),
+            SinkConfig::Elasticsearch(config) => ElasticsearchSink::build(name, config, context),
+            SinkConfig::Sentinel(config) => SentinelSink::build(name, config, context),
         }
     }
 }

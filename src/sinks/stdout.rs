@@ -6,6 +6,7 @@ use std::io::Write;
 
 use crate::config::ConfigError;
 use crate::event::LifecycleEvent;
+use crate::formats::EventFormat;
 use crate::sinks::{Error, Sink};
 
 /// `[[sinks]] type = "stdout"`.
@@ -14,6 +15,10 @@ use crate::sinks::{Error, Sink};
 pub struct StdoutConfig {
     /// Sink name for logs and `replay --sink`; default `stdout`.
     pub name: Option<String>,
+    /// The line written per event: `json` (the exporter's own event), `ocsf` (OCSF 1.8.0) or
+    /// `ecs` (Elastic Common Schema).
+    #[serde(default)]
+    pub format: EventFormat,
 }
 
 impl StdoutConfig {
@@ -28,12 +33,13 @@ impl StdoutConfig {
 /// Writes NDJSON to standard output and flushes after every batch.
 pub struct StdoutSink {
     name: String,
+    format: EventFormat,
 }
 
 impl StdoutSink {
-    /// A sink named `name`.
-    pub fn new(name: String) -> StdoutSink {
-        StdoutSink { name }
+    /// A sink named `name` writing `format`.
+    pub fn new(name: String, format: EventFormat) -> StdoutSink {
+        StdoutSink { name, format }
     }
 }
 
@@ -46,7 +52,7 @@ impl Sink for StdoutSink {
     async fn deliver(&self, batch: &[LifecycleEvent]) -> Result<(), Error> {
         let mut buffer = Vec::with_capacity(batch.len() * 512);
         for event in batch {
-            event.write_json_line(&mut buffer);
+            crate::formats::encode_line(self.format, event, &mut buffer);
         }
         // One blocking write of the whole batch under the stdout lock: lines of two sinks (or
         // two batches) never interleave, and the buffer is not copied again.

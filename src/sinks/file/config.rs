@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::config::ByteSize;
 use crate::config::ConfigError;
+use crate::formats::EventFormat;
 
 /// `[[sinks]] type = "file"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -16,9 +17,10 @@ pub struct FileConfig {
     /// The file events are appended to, e.g. `/var/log/lacework-audit-exporter/events.ndjson`.
     /// Its directory must exist; the file is created with mode 0640.
     pub path: PathBuf,
-    /// The line written per event: `json`, the exporter's own event (the stdout line).
+    /// The line written per event: `json`, the exporter's own event (the stdout line),
+    /// `ocsf` (OCSF 1.8.0) or `ecs` (Elastic Common Schema).
     #[serde(default)]
-    pub format: FileFormat,
+    pub format: EventFormat,
     /// Whether every batch is flushed to disk (`fsync`) before the sink acknowledges it. Off,
     /// a power loss (not a crash of the process) can lose acknowledged lines.
     #[serde(default = "default_fsync")]
@@ -31,16 +33,6 @@ pub struct FileConfig {
     /// Rotated files kept (`.1` is the newest); older ones are deleted.
     #[serde(default = "default_rotate_keep")]
     pub rotate_keep: u32,
-}
-
-/// The event encoding of a file sink's lines.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileFormat {
-    /// The exporter's own event JSON, one per line: the same line as stdout.
-    #[default]
-    #[serde(alias = "ndjson")]
-    Json,
 }
 
 fn default_fsync() -> bool {
@@ -128,7 +120,7 @@ mod tests {
         assert!(config.fsync);
         assert_eq!(config.rotate_size, ByteSize(100 << 20));
         assert_eq!(config.rotate_keep, 10);
-        assert_eq!(config.format, FileFormat::Json);
+        assert_eq!(config.format, EventFormat::Json);
         assert_eq!(config.sink_name(), "file");
     }
 

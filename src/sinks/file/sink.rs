@@ -11,7 +11,7 @@ use rustix::fs::{FlockOperation, flock};
 use serde::{Deserialize, Serialize};
 
 use crate::event::LifecycleEvent;
-use crate::sinks::file::config::{FileConfig, FileFormat};
+use crate::sinks::file::config::FileConfig;
 use crate::sinks::file::rotate::{numbered, rotate, sync_directory};
 use crate::sinks::{Error, Restored, Sink};
 
@@ -323,9 +323,7 @@ impl Sink for FileSink {
     async fn deliver(&self, batch: &[LifecycleEvent]) -> Result<(), Error> {
         let mut bytes = Vec::with_capacity(batch.len() * 512);
         for event in batch {
-            match self.config.format {
-                FileFormat::Json => event.write_json_line(&mut bytes),
-            }
+            crate::formats::encode_line(self.config.format, event, &mut bytes);
         }
         self.with_file(move |writer, slot| writer.write(slot, bytes))
             .await
@@ -401,7 +399,7 @@ mod tests {
         FileConfig {
             name: None,
             path: path.to_path_buf(),
-            format: FileFormat::Json,
+            format: crate::formats::EventFormat::Json,
             fsync: true,
             rotate_size: ByteSize(0),
             rotate_keep: 3,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
+use crate::formats::EventFormat;
 use crate::sinks::kafka::topic::TopicTemplate;
 
 /// Configuration of a Kafka sink.
@@ -38,10 +39,10 @@ pub struct KafkaConfig {
     /// in order. An event whose chosen field is null gets a null key (any partition).
     #[serde(default)]
     pub key: KafkaKey,
-    /// Message value format. Only `json` (the normalized event, schema
-    /// `lacework-audit-exporter/v1`) for now.
+    /// Message value format: `json` (the normalized event, schema
+    /// `lacework-audit-exporter/v1`), `ocsf` (OCSF 1.8.0) or `ecs` (Elastic Common Schema).
     #[serde(default)]
-    pub format: KafkaFormat,
+    pub format: EventFormat,
     /// File holding the SASL password, passed to librdkafka as `sasl.password`. The password
     /// is never accepted inline in `properties`. `$CREDENTIALS_DIRECTORY` is expanded.
     pub password_file: Option<PathBuf>,
@@ -110,15 +111,6 @@ pub enum KafkaKey {
     Id,
     /// No key (librdkafka picks a partition).
     None,
-}
-
-/// Encoding of the message value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KafkaFormat {
-    /// The normalized event JSON.
-    #[default]
-    Json,
 }
 
 /// A librdkafka property value as written in TOML: a string, an integer, a float or a bool.
@@ -606,6 +598,11 @@ mod tests {
         let error = toml::from_str::<KafkaConfig>(text).unwrap_err().to_string();
         assert!(error.contains("unknown field `broker`"), "{error}");
         let text = "brokers = \"a:1\"\ntopic = \"t\"\nformat = \"ocsf\"\n";
+        assert_eq!(
+            toml::from_str::<KafkaConfig>(text).unwrap().format,
+            EventFormat::Ocsf
+        );
+        let text = "brokers = \"a:1\"\ntopic = \"t\"\nformat = \"avro\"\n";
         assert!(toml::from_str::<KafkaConfig>(text).is_err());
     }
 

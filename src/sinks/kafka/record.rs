@@ -4,6 +4,7 @@
 use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::event::LifecycleEvent;
+use crate::formats::{self, EventFormat};
 use crate::sinks::kafka::{KafkaKey, TopicTemplate};
 
 /// An encoded message, ready to enqueue.
@@ -15,16 +16,20 @@ pub struct Message {
     pub key: Option<String>,
     /// `(name, value)` headers; a `None` value is a null header value.
     pub headers: Vec<(&'static str, Option<String>)>,
-    /// The event JSON, exactly one stdout line without its newline.
+    /// The event in the sink's format; for `json` exactly one stdout line without its newline.
     pub value: Vec<u8>,
 }
 
 impl Message {
     /// Encodes `event`.
-    pub fn encode(event: &LifecycleEvent, topic: &TopicTemplate, key: KafkaKey) -> Message {
+    pub fn encode(
+        event: &LifecycleEvent,
+        topic: &TopicTemplate,
+        key: KafkaKey,
+        format: EventFormat,
+    ) -> Message {
         let mut value = Vec::with_capacity(512);
-        event.write_json_line(&mut value);
-        value.pop();
+        formats::encode(format, event, &mut value);
         let key = match key {
             KafkaKey::Target => event.target.clone(),
             KafkaKey::Actor => event.actor.clone(),
@@ -75,7 +80,7 @@ mod tests {
 
     fn check(key: KafkaKey, expected: Option<&str>) {
         let template = TopicTemplate::parse("lacework.{type}").unwrap();
-        let message = Message::encode(&event(), &template, key);
+        let message = Message::encode(&event(), &template, key, EventFormat::Json);
         assert_eq!(message.key.as_deref(), expected, "{key:?}");
     }
 
@@ -92,7 +97,7 @@ mod tests {
     fn value_is_the_stdout_line_and_headers_carry_the_envelope() {
         let event = event();
         let template = TopicTemplate::parse("lacework.{type}").unwrap();
-        let message = Message::encode(&event, &template, KafkaKey::Id);
+        let message = Message::encode(&event, &template, KafkaKey::Id, EventFormat::Json);
         let mut line = Vec::new();
         event.write_json_line(&mut line);
         assert_eq!(message.value, line[..line.len() - 1]);

@@ -27,8 +27,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::config::secrets::read_secret;
 use crate::event::{LifecycleEvent, RecordId};
+use crate::formats::EventFormat;
 use crate::sinks::kafka::classify::{Class, classify};
-use crate::sinks::kafka::config::KafkaFormat;
 use crate::sinks::kafka::health::{Health, KafkaContext};
 use crate::sinks::kafka::record::Message;
 use crate::sinks::kafka::transactional::TransactionalKafkaSink;
@@ -41,6 +41,7 @@ pub struct KafkaSink {
     brokers: String,
     topic: TopicTemplate,
     key: KafkaKey,
+    format: EventFormat,
     /// Kept to create a new producer; holds the SASL password (its `Debug` redacts it).
     client_config: ClientConfig,
     health: Arc<Health>,
@@ -99,6 +100,7 @@ impl KafkaSink {
             brokers: config.brokers.trim().to_string(),
             topic,
             key: config.key,
+            format: config.format,
             client_config,
             health,
             producer: Mutex::new(producer),
@@ -253,8 +255,6 @@ fn client_config(
         sink: name.to_string(),
         message,
     };
-    // JSON is the only value format; a new one must be handled here before it compiles.
-    let KafkaFormat::Json = config.format;
     let mut client_config = ClientConfig::new();
     for (property, value) in config.librdkafka_properties() {
         client_config.set(property, value);
@@ -372,7 +372,7 @@ impl Sink for KafkaSink {
         };
         let messages: Vec<Message> = events
             .iter()
-            .map(|e| Message::encode(e, &self.topic, self.key))
+            .map(|e| Message::encode(e, &self.topic, self.key, self.format))
             .collect();
         tracing::trace!(sink = %self.name, n_events = messages.len(), n_skipped = batch.len() - events.len(), "Producing a batch.");
         let outcome = self.send_all(&events, &messages).await?;

@@ -28,6 +28,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{LifecycleEvent, RecordId};
+use crate::formats::EventFormat;
 use crate::sinks::kafka::health::{Health, KafkaContext};
 use crate::sinks::kafka::record::Message;
 use crate::sinks::kafka::sink::producer_parts;
@@ -84,6 +85,7 @@ pub struct TransactionalKafkaSink {
     name: String,
     topic: TopicTemplate,
     key: KafkaKey,
+    format: EventFormat,
     state_topic: String,
     transactional_id: String,
     /// The producer's configuration without the producer-only properties, for the reader
@@ -132,6 +134,7 @@ impl TransactionalKafkaSink {
             name,
             topic,
             key: config.key,
+            format: config.format,
             state_topic: config.state_topic().to_string(),
             transactional_id,
             reader_config,
@@ -317,7 +320,7 @@ impl Sink for TransactionalKafkaSink {
         };
         let mut records = Vec::with_capacity(batch.len() + 1);
         for event in batch {
-            let message = Message::encode(event, &self.topic, self.key);
+            let message = Message::encode(event, &self.topic, self.key, self.format);
             records.push(Outgoing {
                 topic: message.topic.clone(),
                 key: message.key.clone(),

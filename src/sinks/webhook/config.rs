@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use crate::config::ByteSize;
 use crate::config::ConfigError;
+use crate::formats::EventFormat;
+use crate::sinks::http;
 
 /// Configuration of a webhook sink.
 #[derive(Debug, Clone, Deserialize)]
@@ -16,10 +18,14 @@ pub struct WebhookConfig {
     /// Sink name for logs and `replay --sink`; default `webhook`.
     pub name: Option<String>,
     /// Where batches are POSTed, e.g. `https://collector.example.com/lacework` or a Splunk
-    /// HEC endpoint `https://splunk:8088/services/collector/event`.
-    pub url: String,
-    /// Body format: `ndjson` (one event per line), `json_array`, or `splunk_hec` (the HEC
-    /// event envelope, with `Authorization: Splunk <token>`).
+    /// HEC endpoint `https://splunk:8088/services/collector/event`. Set this or `url_file`.
+    pub url: Option<String>,
+    /// File holding the URL, for endpoints whose URL is their credential (Sumo Logic's HTTP
+    /// source). `$CREDENTIALS_DIRECTORY` is expanded; logs show only its scheme and host.
+    pub url_file: Option<PathBuf>,
+    /// Body format: `ndjson` (one event per line), `json_array`, `splunk_hec` (the HEC
+    /// event envelope, with `Authorization: Splunk <token>`), `ocsf` (OCSF 1.8.0 events, one
+    /// per line) or `ecs` (Elastic Common Schema documents, one per line).
     #[serde(default)]
     pub format: WebhookFormat,
     /// Most events per request.
@@ -35,6 +41,10 @@ pub struct WebhookConfig {
     /// Extra headers on every request, e.g. `{ "X-Team" = "soc" }`.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Headers whose values are secrets, each read from a file, e.g.
+    /// `{ "X-Webhook-Access-Key" = "$CREDENTIALS_DIRECTORY/secops-feed-key" }`. Never logged.
+    #[serde(default)]
+    pub header_files: BTreeMap<String, PathBuf>,
     /// File holding a bearer token, sent as `Authorization: Bearer <token>`.
     pub bearer_token_file: Option<PathBuf>,
     /// HTTP basic authentication.
@@ -94,6 +104,23 @@ pub enum WebhookFormat {
     JsonArray,
     /// Splunk HEC event envelopes, stacked (`application/json`).
     SplunkHec,
+    /// OCSF 1.8.0 events, one per line (`application/x-ndjson`).
+    Ocsf,
+    /// Elastic Common Schema documents, one per line (`application/x-ndjson`).
+    Ecs,
+}
+
+impl WebhookFormat {
+    /// How each event is encoded inside the body.
+    pub fn event_format(self) -> EventFormat {
+        match self {
+            WebhookFormat::Ndjson | WebhookFormat::JsonArray | WebhookFormat::SplunkHec => {
+                EventFormat::Json
+            }
+            WebhookFormat::Ocsf => EventFormat::Ocsf,
+            WebhookFormat::Ecs => EventFormat::Ecs,
+        }
+    }
 }
 
 /// Request body compression.
@@ -138,16 +165,7 @@ const RESERVED_HEADERS: &[&str] = &[
 impl WebhookConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: String| Err(ConfigError::invalid(key, message));
-        let url = match url::Url::parse(&self.url) {
-            Ok(url) => url,
-            Err(error) => return invalid("url", format!("{:?} is not a URL: {error}", self.url)),
-        };
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return invalid(
-                "url",
-                format!("{:?} must be an http or https URL with a host", self.url),
-            );
-        }
+        http::validate_url(self.url.as_deref(), self.url_file.as_deref())?;
         if self.batch_max_events == 0 || self.batch_max_events > 100_000 {
             return invalid("batch_max_events", "must be between 1 and 100000".into());
         }
@@ -184,7 +202,7 @@ impl WebhookConfig {
                     "format = \"splunk_hec\" needs hec_token_file".into(),
                 );
             }
-            (WebhookFormat::Ndjson | WebhookFormat::JsonArray, true) => {
+            (_, true) if self.format != WebhookFormat::SplunkHec => {
                 return invalid(
                     "hec_token_file",
                     "is only used with format = \"splunk_hec\"".into(),
@@ -198,20 +216,7 @@ impl WebhookConfig {
                 "mutual TLS needs both client_cert_file and client_key_file".into(),
             );
         }
-        for (name, value) in &self.headers {
-            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                return invalid("headers", format!("{name} is set by the sink itself"));
-            }
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return invalid("headers", format!("{name:?} is not a valid header name"));
-            }
-            if reqwest::header::HeaderValue::from_str(value).is_err() {
-                return invalid(
-                    "headers",
-                    format!("the value of {name} is not a valid header value"),
-                );
-            }
-        }
+        http::validate_headers(&self.headers, &self.header_files, RESERVED_HEADERS)?;
         if let Some(basic) = &self.basic
             && basic.user.contains(':')
         {
@@ -228,15 +233,13 @@ impl WebhookConfig {
         let has_credentials = self.bearer_token_file.is_some()
             || self.basic.is_some()
             || self.hec_token_file.is_some();
-        let loopback = url::Url::parse(&self.url)
-            .ok()
-            .is_some_and(|url| match url.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(domain)) => domain == "localhost",
-                None => false,
-            });
-        if has_credentials && self.url.starts_with("http://") && !loopback {
+        let loopback = self.url.as_deref().is_none_or(http::is_loopback);
+        let has_credentials = has_credentials || !self.header_files.is_empty();
+        let plain = self
+            .url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("http://"));
+        if has_credentials && plain && !loopback {
             vec![format!(
                 "webhook {:?} sends credentials over plain http: use https",
                 self.name.as_deref().unwrap_or("webhook")

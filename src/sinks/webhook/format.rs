@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::event::LifecycleEvent;
+use crate::formats;
 use crate::sinks::webhook::WebhookFormat;
 use crate::time::format_time_ms;
 
@@ -27,8 +28,13 @@ pub struct Chunk<'a> {
 /// Encodes one event as the format wants it (without framing).
 pub fn encode_event(format: WebhookFormat, hec: &HecFields, event: &LifecycleEvent) -> Vec<u8> {
     match format {
-        WebhookFormat::Ndjson | WebhookFormat::JsonArray => {
-            serde_json::to_vec(event).expect("event serializes")
+        WebhookFormat::Ndjson
+        | WebhookFormat::JsonArray
+        | WebhookFormat::Ocsf
+        | WebhookFormat::Ecs => {
+            let mut out = Vec::with_capacity(512);
+            formats::encode(format.event_format(), event, &mut out);
+            out
         }
         WebhookFormat::SplunkHec => {
             let mut envelope = json!({
@@ -52,7 +58,7 @@ pub fn encode_event(format: WebhookFormat, hec: &HecFields, event: &LifecycleEve
 /// The `Content-Type` of a format.
 pub fn content_type(format: WebhookFormat) -> &'static str {
     match format {
-        WebhookFormat::Ndjson => "application/x-ndjson",
+        WebhookFormat::Ndjson | WebhookFormat::Ocsf | WebhookFormat::Ecs => "application/x-ndjson",
         WebhookFormat::JsonArray | WebhookFormat::SplunkHec => "application/json",
     }
 }
@@ -62,7 +68,10 @@ pub fn frame(format: WebhookFormat, encoded: &[Vec<u8>]) -> Vec<u8> {
     let total: usize = encoded.iter().map(|e| e.len() + 1).sum::<usize>() + 2;
     let mut body = Vec::with_capacity(total);
     match format {
-        WebhookFormat::Ndjson | WebhookFormat::SplunkHec => {
+        WebhookFormat::Ndjson
+        | WebhookFormat::SplunkHec
+        | WebhookFormat::Ocsf
+        | WebhookFormat::Ecs => {
             for event in encoded {
                 body.extend_from_slice(event);
                 body.push(b'\n');

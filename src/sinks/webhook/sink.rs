@@ -6,19 +6,16 @@
 //! splits the chunk in halves. Any other answer is fatal and names the status and the
 //! endpoint's reply.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use reqwest::header::{
-    AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue,
-};
+use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
-use url::Url;
 
 use crate::backoff::{Backoff, parse_retry_after};
-use crate::config::secrets::{read_file, read_secret};
+use crate::config::secrets::read_secret;
 use crate::event::LifecycleEvent;
+use crate::sinks::http::{self, Endpoint, TlsFiles};
 use crate::sinks::webhook::format::{self, HecFields};
 use crate::sinks::webhook::{Compression, Signer, WebhookConfig, WebhookFormat};
 use crate::sinks::{BuildContext, Error, Sink};
@@ -26,7 +23,7 @@ use crate::sinks::{BuildContext, Error, Sink};
 /// A webhook sink, built from its configuration.
 pub struct WebhookSink {
     name: String,
-    url: Url,
+    endpoint: Endpoint,
     http: reqwest::Client,
     format: WebhookFormat,
     hec: HecFields,
@@ -62,15 +59,13 @@ impl WebhookSink {
             message,
         };
         let credentials_directory = context.credentials_directory.as_deref();
-        let url = Url::parse(&config.url).map_err(|error| fatal(format!("url: {error}")))?;
-        let mut headers = HeaderMap::new();
-        for (key, value) in &config.headers {
-            let key = HeaderName::from_bytes(key.as_bytes())
-                .map_err(|error| fatal(format!("headers: {error}")))?;
-            let value =
-                HeaderValue::from_str(value).map_err(|error| fatal(format!("headers: {error}")))?;
-            headers.insert(key, value);
-        }
+        let endpoint = Endpoint::resolve(
+            &name,
+            config.url.as_deref(),
+            config.url_file.as_deref(),
+            context,
+        )?;
+        let mut headers = http::headers(&name, &config.headers, &config.header_files, context)?;
         let authorization = if let Some(path) = &config.bearer_token_file {
             let token = read_secret(path, credentials_directory)
                 .map_err(|m| fatal(format!("bearer_token_file: {m}")))?;
@@ -116,38 +111,20 @@ impl WebhookSink {
             }
             None => None,
         };
-        let mut options = crate::tls::HttpClientOptions {
-            timeout: config.timeout,
-            connect_timeout: config.timeout,
-            ..Default::default()
-        };
-        if let Some(path) = &config.ca_file {
-            let pem = read_file(path, credentials_directory)
-                .map_err(|m| fatal(format!("ca_file: {m}")))?;
-            options.extra_roots = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|error| fatal(format!("ca_file {}: {error}", path.display())))?;
-        }
-        if let (Some(cert), Some(key)) = (&config.client_cert_file, &config.client_key_file) {
-            let mut pem = read_file(cert, credentials_directory)
-                .map_err(|m| fatal(format!("client_cert_file: {m}")))?;
-            pem.push(b'\n');
-            pem.extend(
-                read_file(key, credentials_directory)
-                    .map_err(|m| fatal(format!("client_key_file: {m}")))?,
-            );
-            options.identity = Some(reqwest::Identity::from_pem(&pem).map_err(|_| {
-                fatal(
-                    "client_cert_file/client_key_file: not a PEM certificate and private key"
-                        .into(),
-                )
-            })?);
-        }
         // Standard Webhooks: a redirect is a failure, never followed (the shared builder's rule).
-        let http = crate::tls::http_client(options)
-            .map_err(|error| fatal(format!("cannot build the HTTP client: {error}")))?;
+        let http = http::client(
+            &name,
+            config.timeout,
+            TlsFiles {
+                ca_file: config.ca_file.as_deref(),
+                client_cert_file: config.client_cert_file.as_deref(),
+                client_key_file: config.client_key_file.as_deref(),
+            },
+            context,
+        )?;
         Ok(WebhookSink {
             name,
-            url,
+            endpoint,
             http,
             format: config.format,
             hec: HecFields {
@@ -199,7 +176,7 @@ impl WebhookSink {
                         sink: self.name.clone(),
                         message: format!(
                             "{} answered 413 to a single event of {} bytes: raise the endpoint's body limit",
-                            self.url,
+                            self.endpoint.shown,
                             body.len()
                         ),
                     });
@@ -234,7 +211,7 @@ impl WebhookSink {
         // `Idempotency-Key` (IETF httpapi draft) for receivers that read that header.
         let mut request = self
             .http
-            .post(self.url.clone())
+            .post(self.endpoint.url.clone())
             .headers(self.headers.clone())
             .header("webhook-id", webhook_id)
             .header("idempotency-key", webhook_id);
@@ -249,13 +226,13 @@ impl WebhookSink {
         }
         let payload = match self.compression {
             Compression::None => body.to_vec(),
-            Compression::Gzip => gzip(body),
+            Compression::Gzip => http::gzip(body),
         };
         let response = match request.body(payload).send().await {
             Ok(response) => response,
             Err(error) => {
                 return Attempt::Retry {
-                    message: format!("{}: {}", self.url, without_url(&error)),
+                    message: format!("{}: {}", self.endpoint.shown, http::without_url(&error)),
                     wait: None,
                 };
             }
@@ -277,15 +254,18 @@ impl WebhookSink {
             200..=299 => Attempt::Accepted,
             413 => Attempt::TooLarge,
             408 | 429 | 500 | 502..=599 => Attempt::Retry {
-                message: format!("{} answered {status}: {reply}", self.url),
+                message: format!("{} answered {status}: {reply}", self.endpoint.shown),
                 wait: retry_after,
             },
             300..=399 => Attempt::Fatal(format!(
                 "{} answered {status} (redirect to {}): redirects are not followed, configure the final URL",
-                self.url,
+                self.endpoint.shown,
                 location.as_deref().unwrap_or("?")
             )),
-            _ => Attempt::Fatal(format!("{} answered {status}: {reply}", self.url)),
+            _ => Attempt::Fatal(format!(
+                "{} answered {status}: {reply}",
+                self.endpoint.shown
+            )),
         }
     }
 }
@@ -319,31 +299,4 @@ pub fn webhook_id(events: &[LifecycleEvent]) -> String {
         hasher.update(event.id.0);
     }
     format!("msg_{}", hex::encode(&hasher.finalize()[..16]))
-}
-
-fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    encoder
-        .write_all(body)
-        .expect("writing to memory cannot fail");
-    encoder.finish().expect("writing to memory cannot fail")
-}
-
-/// A reqwest error's text without its URL (the URL is shown once by the caller).
-fn without_url(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    if let Some(url) = error.url() {
-        text = text
-            .replace(&format!(" ({url})"), "")
-            .replace(url.as_str(), "");
-    }
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

@@ -927,5 +927,8 @@ pub async fn wait_for_quiet_api(fake: &FakeLacework, quiet: Duration, timeout: D
     }
 }
 
+pub mod elasticsearch;
+pub mod hec;
 pub mod kafka;
 pub mod receiver;
+pub mod sentinel;

@@ -1,0 +1,7 @@
+//! `[[sinks]] type = "elasticsearch"`.
+
+mod config;
+mod sink;
+
+pub use config::ElasticsearchConfig;
+pub use sink::ElasticsearchSink;
