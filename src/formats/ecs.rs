@@ -9,7 +9,10 @@ use crate::event::{EventType, LifecycleEvent, Source};
 use crate::time::format_time_ms;
 
 /// The ECS version the fields follow (`ecs.version`).
-pub const ECS_VERSION: &str = "8.17.0";
+pub const ECS_VERSION: &str = "9.4.0";
+
+/// The schema name of the format, `ecs/9.4.0` (kept next to the version it repeats).
+pub const SCHEMA_NAME: &str = "ecs/9.4.0";
 
 /// `event.category` and `event.type` of each event type (ECS allowed values only).
 pub fn categorization(event_type: EventType) -> (&'static [&'static str], &'static [&'static str]) {
@@ -87,7 +90,7 @@ pub fn document(event: &LifecycleEvent) -> Value {
     }
     doc.insert(
         "observer".into(),
-        json!({ "vendor": "Fortinet", "product": "Lacework FortiCNAPP", "type": "cnapp" }),
+        json!({ "vendor": "Fortinet", "product": "Lacework FortiCNAPP" }),
     );
     let mut lacework = Map::new();
     lacework.insert("type".into(), json!(event.event_type.as_str()));

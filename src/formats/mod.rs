@@ -37,6 +37,15 @@ pub fn encode(format: EventFormat, event: &LifecycleEvent, out: &mut Vec<u8>) {
     }
 }
 
+/// The schema an encoded event follows, e.g. for a Kafka `schema` header.
+pub fn schema_name(format: EventFormat, event: &LifecycleEvent) -> &'static str {
+    match format {
+        EventFormat::Json => event.schema,
+        EventFormat::Ocsf => ocsf::SCHEMA_NAME,
+        EventFormat::Ecs => ecs::SCHEMA_NAME,
+    }
+}
+
 /// Appends `event` encoded as `format` and a newline to `out`.
 pub fn encode_line(format: EventFormat, event: &LifecycleEvent, out: &mut Vec<u8>) {
     match format {
@@ -48,3 +57,6 @@ pub fn encode_line(format: EventFormat, event: &LifecycleEvent, out: &mut Vec<u8
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,8 @@ pub struct Message {
     pub topic: String,
     /// The partition key; `None` is a null key.
     pub key: Option<String>,
-    /// `(name, value)` headers; a `None` value is a null header value.
+    /// `(name, value)` headers; a `None` value is a null header value. `schema` names the
+    /// value's schema: the event's own, `ocsf/1.8.0` or `ecs/9.4.0`.
     pub headers: Vec<(&'static str, Option<String>)>,
     /// The event in the sink's format; for `json` exactly one stdout line without its newline.
     pub value: Vec<u8>,
@@ -41,7 +42,10 @@ impl Message {
             topic: topic.render(event),
             key,
             headers: vec![
-                ("schema", Some(event.schema.to_string())),
+                (
+                    "schema",
+                    Some(formats::schema_name(format, event).to_string()),
+                ),
                 ("type", Some(event.event_type.as_str().to_string())),
                 ("id", Some(event.id.to_string())),
                 ("account", event.account.clone()),
@@ -124,5 +128,22 @@ mod tests {
                 ("account".to_string(), Some("ACME".to_string())),
             ]
         );
+    }
+
+    #[test]
+    fn ocsf_and_ecs_values_say_so_in_the_schema_header() {
+        let template = TopicTemplate::parse("lacework.{type}").unwrap();
+        for (format, schema, probe) in [
+            (EventFormat::Ocsf, "ocsf/1.8.0", "/metadata/uid"),
+            (EventFormat::Ecs, "ecs/9.4.0", "/event/id"),
+        ] {
+            let message = Message::encode(&event(), &template, KafkaKey::Id, format);
+            let value: serde_json::Value = serde_json::from_slice(&message.value).unwrap();
+            assert_eq!(
+                value.pointer(probe).unwrap(),
+                "0123456789abcdef0123456789abcdef"
+            );
+            assert_eq!(message.headers[0], ("schema", Some(schema.to_string())));
+        }
     }
 }
