@@ -385,3 +385,70 @@ async fn an_inline_secret_works_is_warned_about_and_never_printed() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_files_and_url_file_reach_the_endpoint_and_never_the_logs() {
+    use crate::support::receiver::{Receiver, Reply};
+    let fake = start_fake(200).await;
+    let now = now_ms();
+    generate(&fake, 23, 600, now - 20 * HOUR, now - 10 * SEC);
+    let expected = fake.expected_lifecycle(now - 2 * DAY, now, None);
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A Sumo Logic-style URL whose path is the credential, and a Google SecOps-style key.
+    let url_secret = "ZaVnC4dhaV3_fake_collector_token_0123456789";
+    let header_secret = "secops-feed-key-5f1e0c9a7b3d";
+    std::fs::write(
+        dir.path().join("url"),
+        receiver.url(&format!("/receiver/v1/http/{url_secret}")) + "\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("feed-key"), format!("{header_secret}\n")).unwrap();
+    let sinks = format!(
+        "[[sinks]]\ntype = \"webhook\"\nname = \"secops\"\nurl_file = \"{}\"\nformat = \"ocsf\"\nretry_initial = \"100ms\"\nretry_max = \"200ms\"\nheader_files = {{ \"X-Webhook-Access-Key\" = \"{}\" }}\nheaders = {{ \"X-Team\" = \"soc\" }}\n",
+        dir.path().join("url").display(),
+        dir.path().join("feed-key").display()
+    );
+    let cfg = Cfg {
+        lookback: "1d",
+        sinks: Box::leak(sinks.into_boxed_str()),
+        ..Cfg::default()
+    };
+    let exporter = Exporter::new(&fake, &cfg);
+    // One refusal on the way, so that the error path (which names the endpoint) is logged.
+    receiver.script([Reply::status(503)]);
+    let run = exporter
+        .run(&["--log-level", "trace", "run", "--once"])
+        .await;
+    run.expect_code(0);
+    assert!(run.stderr.contains("503"), "the refusal was logged: {run}");
+    let requests = receiver.requests();
+    assert!(requests.len() >= 2, "{requests:?}");
+    for request in &requests {
+        assert_eq!(
+            request.header("x-webhook-access-key").as_deref(),
+            Some(header_secret)
+        );
+        assert_eq!(request.header("x-team").as_deref(), Some("soc"));
+    }
+    let uids: Vec<String> = receiver
+        .accepted_events()
+        .iter()
+        .map(|e| e["metadata"]["uid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        uids.len(),
+        expected.len(),
+        "OCSF events, one per lifecycle record"
+    );
+    let secrets = [url_secret.to_string(), header_secret.to_string()];
+    assert_not_leaked(&secrets, &run, "run --once (url_file, header_files)");
+    for command in [
+        &["validate"][..],
+        &["--log-level", "trace", "validate", "--online"],
+    ] {
+        let output = exporter.run(command).await;
+        output.expect_code(0);
+        assert_not_leaked(&secrets, &output, &command.join(" "));
+    }
+}
