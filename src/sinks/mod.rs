@@ -532,3 +532,53 @@ mod tests {
         assert_eq!(broken.calls(), 0);
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::SinkConfig;
+
+    /// Every commented `[[sinks]]` block of `config.example.toml`, uncommented once.
+    fn example_blocks() -> Vec<String> {
+        let example = include_str!("../../config.example.toml");
+        let lines: Vec<&str> = example.lines().collect();
+        let mut blocks = Vec::new();
+        for (idx, line) in lines.iter().enumerate() {
+            if *line != "# [[sinks]]" {
+                continue;
+            }
+            let block: String = lines[idx..]
+                .iter()
+                .map_while(|line| line.strip_prefix('#'))
+                .map(|line| line.strip_prefix(' ').unwrap_or(line))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            blocks.push(block);
+        }
+        blocks
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Sinks {
+        sinks: Vec<SinkConfig>,
+    }
+
+    #[test]
+    fn every_commented_sink_in_config_example_toml_is_valid() {
+        let blocks = example_blocks();
+        let mut kinds: Vec<String> = Vec::new();
+        for block in &blocks {
+            let parsed: Sinks = toml::from_str(block).unwrap_or_else(|e| panic!("{block}: {e}"));
+            for sink in parsed.sinks {
+                sink.validate().unwrap_or_else(|e| panic!("{block}: {e}"));
+                assert!(sink.warnings().is_empty(), "{block}: {:?}", sink.warnings());
+                kinds.push(block.lines().nth(1).unwrap_or_default().to_string());
+            }
+        }
+        for kind in ["file", "kafka", "webhook"] {
+            assert!(
+                kinds.iter().any(|k| k.contains(&format!("\"{kind}\""))),
+                "no {kind} example: {kinds:?}"
+            );
+        }
+    }
+}
