@@ -53,6 +53,8 @@ only "event imports nothing of ours but the time helpers" \
   'event|time' src/event
 never "lacework never imports event, normalize, sinks or checkpoint" \
   'crate::(event|normalize|sinks|checkpoint|poller|exporter)\b' src/lacework
+only "formats imports only event and the time helpers" \
+  'formats|event|time' src/formats
 only "checkpoint imports only event::RecordId and the time helpers" \
   'checkpoint|event::RecordId|time' src/checkpoint
 never "service never imports checkpoint or event" \
