@@ -66,7 +66,7 @@ fn events_config(path: &Path) -> Result<EventsConfig, Failure> {
     if !path.exists() && path == Path::new(crate::config::DEFAULT_PATH) {
         return Ok(EventsConfig::default());
     }
-    Ok(read_config(path)?.events)
+    Ok(read_config(path, &crate::cli::env_var)?.events)
 }
 
 /// The whole input: a file, or standard input for `-` or no argument.

@@ -216,6 +216,12 @@ impl From<crate::exporter::Error> for Failure {
     }
 }
 
+/// An environment variable, for `${VAR}` in the configuration file (`None` when unset or not
+/// UTF-8).
+pub(crate) fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// What the environment tells a command.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Environment {

@@ -17,7 +17,11 @@ pub async fn replay(
     environment: &Environment,
     args: &ReplayArgs,
 ) -> Result<(), Failure> {
-    let mut loaded = Loaded::load(path, environment.credentials_directory.as_deref())?;
+    let mut loaded = Loaded::load(
+        path,
+        environment.credentials_directory.as_deref(),
+        &crate::cli::env_var,
+    )?;
     if let Some(state) = &args.state {
         loaded.config.state.path = state.clone();
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use crate::cli::{Environment, Failure, RunArgs, shutdown_on_signals};
+use crate::cli::{Environment, Failure, RunArgs, env_var, shutdown_on_signals};
 use crate::exporter::{Daemon, Loaded};
 use crate::service::Notifier;
 
@@ -15,7 +15,7 @@ use crate::service::Notifier;
 /// re-reads the configuration; the daemon switches to it after the current window.
 pub async fn run(path: &Path, environment: &Environment, args: &RunArgs) -> Result<(), Failure> {
     let credentials_directory = environment.credentials_directory.as_deref();
-    let loaded = Loaded::load(path, credentials_directory)?;
+    let loaded = Loaded::load(path, credentials_directory, &env_var)?;
     let shutdown = shutdown_on_signals();
     let notifier = Arc::new(Notifier::from_env(
         environment.notify_socket.clone(),
@@ -45,7 +45,7 @@ fn reload_on_hangup(
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
             tracing::info!("SIGHUP: re-reading the configuration.");
-            match Loaded::load(&path, credentials_directory.as_deref()) {
+            match Loaded::load(&path, credentials_directory.as_deref(), &env_var) {
                 Ok(loaded) => {
                     if reload_tx.send(loaded).await.is_err() {
                         return;

@@ -17,7 +17,7 @@ pub async fn state(
     environment: &Environment,
     command: &StateCommand,
 ) -> Result<(), Failure> {
-    let config = read_config(path)?;
+    let config = read_config(path, &crate::cli::env_var)?;
     let stream = live_stream_of(&config, environment.credentials_directory.as_deref())?;
     if let StateCommand::Set { to } = command
         && to.resolve(now_ms()) > now_ms()

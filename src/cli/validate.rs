@@ -11,7 +11,11 @@ pub async fn validate(
     environment: &Environment,
     args: &ValidateArgs,
 ) -> Result<(), Failure> {
-    let loaded = Loaded::load(path, environment.credentials_directory.as_deref())?;
+    let loaded = Loaded::load(
+        path,
+        environment.credentials_directory.as_deref(),
+        &crate::cli::env_var,
+    )?;
     let config = &loaded.config;
     let credentials = &loaded.credentials;
     let duration = |d: std::time::Duration| humantime::format_duration(d).to_string();

@@ -5,6 +5,7 @@
 //! Every error names the key (and its line when the file has one) so an operator can fix it.
 
 mod events;
+mod interpolate;
 mod key_file;
 mod lacework;
 mod poll;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use events::{EventsConfig, Include, RuleConfig};
+pub use interpolate::Lookup;
 pub use lacework::AccountSpec;
 pub use lacework::{Credentials, LaceworkConfig, RateBudget};
 pub use poll::{PollConfig, StateConfig};
@@ -137,14 +139,17 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads and validates the file at `path`. Secrets are resolved separately.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads the file at `path`, replaces `${VAR}` in its string values with what `lookup`
+    /// says, and validates it. Secrets are resolved separately.
+    pub fn load(path: &Path, lookup: Lookup<'_>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
             file: Some(path.to_path_buf()),
             key: None,
             line: None,
             message: format!("cannot read the configuration file: {error}"),
         })?;
+        let text =
+            interpolate::interpolate(&text, lookup).map_err(|error| error.with_file(path))?;
         Config::parse(&text).map_err(|error| error.with_file(path))
     }
 

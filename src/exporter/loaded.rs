@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{CheckpointStore, live_stream_key};
-use crate::config::{Config, ConfigError, Credentials, LaceworkConfig};
+use crate::config::{Config, ConfigError, Credentials, LaceworkConfig, Lookup};
 use crate::exporter::Error;
 use crate::sinks::BuildContext;
 
@@ -54,8 +54,12 @@ impl Loaded {
     /// Reads and validates the file at `path` and the secret and key files it names; logs
     /// the configuration's warnings. `credentials_directory` is systemd's
     /// `$CREDENTIALS_DIRECTORY`, as `cli` read it.
-    pub(crate) fn load(path: &Path, credentials_directory: Option<&Path>) -> Result<Loaded, Error> {
-        let config = read_config(path)?;
+    pub(crate) fn load(
+        path: &Path,
+        credentials_directory: Option<&Path>,
+        lookup: Lookup<'_>,
+    ) -> Result<Loaded, Error> {
+        let config = read_config(path, lookup)?;
         Loaded::resolve(config, credentials_directory).map_err(|source| Error::Credentials {
             path: path.to_path_buf(),
             source,
@@ -94,8 +98,9 @@ impl Loaded {
 }
 
 /// Reads and validates the configuration without reading secrets; logs its warnings.
-pub(crate) fn read_config(path: &Path) -> Result<Config, Error> {
-    let config = Config::load(path).map_err(Error::Config)?;
+/// `lookup` gives the values of `${VAR}` in the file.
+pub(crate) fn read_config(path: &Path, lookup: Lookup<'_>) -> Result<Config, Error> {
+    let config = Config::load(path, lookup).map_err(Error::Config)?;
     for warning in config.warnings() {
         tracing::warn!(config = %path.display(), "{warning}");
     }

@@ -382,3 +382,65 @@ async fn every_command_explains_itself_with_help() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_variables_in_the_configuration() {
+    let fake = start_fake(200).await;
+    let now = now_ms();
+    generate(&fake, 41, 400, now - 20 * HOUR, now - 10 * SEC);
+    let exporter = Exporter::new(&fake, &Cfg::default());
+    let good = exporter.config_text();
+    let dir = exporter.dir.path().to_str().unwrap().to_string();
+    // The file sink's path from a variable, its name from a default, the poll interval
+    // required with a message.
+    let text = good.replace("[[sinks]]\ntype = \"stdout\"\n", "")
+        + "[[sinks]]\ntype = \"file\"\nname = \"${SINK_NAME:-from-default}\"\npath = \"${EXPORT_DIR}/events.ndjson\"\n";
+    let text = text.replace(
+        "interval = \"1s\"",
+        "interval = \"${POLL_EVERY:?set POLL_EVERY}\"",
+    );
+    exporter.write_config(&text);
+    let config = exporter.config_path.to_str().unwrap();
+
+    let set = [("EXPORT_DIR", dir.as_str()), ("POLL_EVERY", "1s")];
+    let run = run_bin(&["--config", config, "run", "--once"], &set).await;
+    run.expect_code(0);
+    let written = std::fs::read_to_string(exporter.dir.path().join("events.ndjson")).unwrap();
+    assert!(written.lines().count() > 10, "{run}");
+    let validated = run_bin(&["--config", config, "validate"], &set).await;
+    validated.expect_code(0);
+    assert!(
+        validated.stdout.contains("from-default"),
+        "the default named the sink: {validated}"
+    );
+
+    // Missing: exit 2 naming the variable and the key.
+    let missing = run_bin(&["--config", config, "validate"], &[("POLL_EVERY", "1s")]).await;
+    missing.expect_code(2);
+    assert!(
+        missing.stderr.contains("EXPORT_DIR") && missing.stderr.contains("sinks[0].path"),
+        "{missing}"
+    );
+    // Required with a message.
+    let required = run_bin(
+        &["--config", config, "validate"],
+        &[("EXPORT_DIR", dir.as_str())],
+    )
+    .await;
+    required.expect_code(2);
+    assert!(
+        required.stderr.contains("poll.interval") && required.stderr.contains("set POLL_EVERY"),
+        "{required}"
+    );
+    // A line break in a value is refused.
+    let newline = run_bin(
+        &["--config", config, "validate"],
+        &[("EXPORT_DIR", "/tmp\n[[sinks]]"), ("POLL_EVERY", "1s")],
+    )
+    .await;
+    newline.expect_code(2);
+    assert!(
+        newline.stderr.contains("EXPORT_DIR") && newline.stderr.contains("line break"),
+        "{newline}"
+    );
+}
