@@ -17,6 +17,7 @@ mod exporter;
 mod formats;
 #[cfg(test)]
 mod fuzz;
+mod heartbeat;
 mod lacework;
 mod metrics;
 mod normalize;

@@ -140,6 +140,26 @@ impl Registry {
         families.get(name)?.series.get(&labels(pairs)).copied()
     }
 
+    /// The values of label `label` of every series of `name` whose value is `value`, e.g. the
+    /// sinks whose `lae_sink_up` is 0 (for `/readyz`).
+    pub fn series_at(&self, name: &str, value: f64, label: &str) -> Vec<String> {
+        let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(family) = families.get(name) else {
+            return Vec::new();
+        };
+        family
+            .series
+            .iter()
+            .filter(|(_, v)| **v == value)
+            .filter_map(|(labels, _)| {
+                labels
+                    .iter()
+                    .find(|(key, _)| *key == label)
+                    .map(|(_, v)| v.clone())
+            })
+            .collect()
+    }
+
     /// Every metric in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let families = self.families.lock().unwrap_or_else(|p| p.into_inner());

@@ -40,6 +40,7 @@ impl Daemon {
         if let Some(address) = loaded.config.telemetry.listen {
             let policy = HealthPolicy {
                 max_lag: loaded.config.telemetry.health_max_lag,
+                stuck_after: loaded.config.telemetry.stuck_after,
             };
             serve_telemetry(address, progress.clone(), policy, shutdown.clone())
                 .await
@@ -204,7 +205,7 @@ async fn walk_account(
                 tracing::error!(account = name, stream, error = %error, "Account failed; the other accounts go on, this one starts again in a minute.");
                 tokio::select! {
                     () = shutdown.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(ACCOUNT_RETRY) => {}
+                    () = crate::heartbeat::sleep(ACCOUNT_RETRY) => {}
                 }
             }
         }
@@ -241,7 +242,7 @@ async fn wait_for_api(
                 tracing::warn!(error = %error, wait_secs = wait.as_secs(), "Cannot obtain an access token yet; retrying.");
                 tokio::select! {
                     () = shutdown.cancelled() => return Ok(false),
-                    () = tokio::time::sleep(wait) => {}
+                    () = crate::heartbeat::sleep(wait) => {}
                 }
             }
             Err(error) => return Err(Error::Token(error)),

@@ -224,7 +224,7 @@ impl LaceworkClient {
                         error = %error,
                         "Lacework request failed; retrying."
                     );
-                    tokio::time::sleep(wait).await;
+                    crate::heartbeat::sleep(wait).await;
                     attempt += 1;
                 }
                 Err(error) => return Err(error),

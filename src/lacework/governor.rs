@@ -274,7 +274,7 @@ impl Governor {
             };
             let began = Instant::now();
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = crate::heartbeat::sleep(wait) => {}
                 () = &mut notified => {}
             }
             let slept = began.elapsed();

@@ -1,5 +1,7 @@
-//! The telemetry listener: Prometheus text on `/metrics`, and `/healthz`, which turns
-//! unhealthy when the live checkpoint lags more than the configured threshold.
+//! The telemetry listener: Prometheus text on `/metrics`; `/livez`, which fails only when the
+//! poll loop hangs (a restart may help); `/readyz`, which fails when the checkpoint lags more
+//! than the configured threshold or a sink is down (a restart cannot help: an outage is
+//! retried); `/healthz`, the older name of `/readyz`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,11 +16,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::service::Progress;
 
-/// When `/healthz` reports unhealthy.
+/// When `/readyz` and `/livez` report a problem.
 #[derive(Debug, Clone, Copy)]
 pub struct HealthPolicy {
-    /// Largest acceptable lag of the live checkpoint behind now.
+    /// Largest acceptable lag of the live checkpoint behind now (`/readyz`).
     pub max_lag: Duration,
+    /// How long the loop may go without progress or a retry before it counts as stuck
+    /// (`/livez`).
+    pub stuck_after: Duration,
 }
 
 #[derive(Clone)]
@@ -38,7 +43,9 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/healthz", get(readyz))
         .with_state(AppState { progress, policy });
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -48,7 +55,7 @@ pub async fn serve(
             tracing::error!(error = %error, "Telemetry listener failed.");
         }
     });
-    tracing::info!(address = %bound, "Serving /metrics and /healthz.");
+    tracing::info!(address = %bound, "Serving /metrics, /livez and /readyz.");
     Ok(bound)
 }
 
@@ -66,24 +73,51 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+async fn livez(State(state): State<AppState>) -> impl IntoResponse {
+    let alive = state.progress.is_alive(state.policy.stuck_after);
+    let body = json!({
+        "status": if alive { "ok" } else { "stuck" },
+        "stuck_after_seconds": state.policy.stuck_after.as_secs(),
+        "reason": (!alive).then(|| format!(
+            "the poll loop has neither progressed nor retried for more than {}",
+            humantime::format_duration(state.policy.stuck_after)
+        )),
+    });
+    answer(alive, body)
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let lag = state.progress.lag();
     let cursor = state
         .progress
         .cursor_ms()
         .and_then(crate::time::format_time_ms);
-    let healthy = lag <= state.policy.max_lag;
-    let body = json!({
-        "status": if healthy { "ok" } else { "unhealthy" },
-        "cursor": cursor,
-        "lag_seconds": lag.as_secs(),
-        "max_lag_seconds": state.policy.max_lag.as_secs(),
-        "reason": (!healthy).then(|| format!(
+    let lagging = lag > state.policy.max_lag;
+    let sinks_down = crate::metrics::global().series_at("lae_sink_up", 0.0, "sink");
+    let mut reasons = Vec::new();
+    if lagging {
+        reasons.push(format!(
             "the checkpoint lags {} behind now (more than {})",
             humantime::format_duration(Duration::from_secs(lag.as_secs())),
             humantime::format_duration(state.policy.max_lag)
-        )),
+        ));
+    }
+    if !sinks_down.is_empty() {
+        reasons.push(format!("sinks down: {}", sinks_down.join(", ")));
+    }
+    let ready = reasons.is_empty();
+    let body = json!({
+        "status": if ready { "ok" } else { "unhealthy" },
+        "cursor": cursor,
+        "lag_seconds": lag.as_secs(),
+        "max_lag_seconds": state.policy.max_lag.as_secs(),
+        "sinks_down": sinks_down,
+        "reason": (!ready).then(|| reasons.join("; ")),
     });
+    answer(ready, body)
+}
+
+fn answer(healthy: bool, body: serde_json::Value) -> impl IntoResponse {
     let status = if healthy {
         StatusCode::OK
     } else {

@@ -24,6 +24,8 @@ pub struct Progress {
 struct Inner {
     /// Wall-clock now in epoch milliseconds, for lag (tests step it).
     wall_clock: fn() -> i64,
+    /// Time since the process-wide heartbeat (retries and waits by design), if any.
+    heartbeat: fn() -> Option<Duration>,
     /// The monotonic reference the progress marks count from.
     epoch: Instant,
     /// Milliseconds after `epoch` of the last progress mark.
@@ -38,16 +40,21 @@ const NO_CURSOR: i64 = i64::MIN;
 
 impl Default for Progress {
     fn default() -> Progress {
-        Progress::with_clocks(now_ms, Instant::now())
+        Progress::with_clocks(now_ms, Instant::now(), crate::heartbeat::since_last)
     }
 }
 
 impl Progress {
     /// Progress reading the wall clock through `wall_clock`, with marks counted from `epoch`.
-    fn with_clocks(wall_clock: fn() -> i64, epoch: Instant) -> Progress {
+    fn with_clocks(
+        wall_clock: fn() -> i64,
+        epoch: Instant,
+        heartbeat: fn() -> Option<Duration>,
+    ) -> Progress {
         Progress {
             inner: Arc::new(Inner {
                 wall_clock,
+                heartbeat,
                 epoch,
                 last_progress: AtomicU64::new(0),
                 idle: AtomicBool::new(false),
@@ -75,13 +82,18 @@ impl Progress {
         self.mark();
     }
 
-    /// Whether the loop is idle by choice or progressed within `timeout`.
+    /// Whether the loop is not stuck: idle by choice, progressed within `timeout`, or
+    /// retrying and waiting on purpose within `timeout` (a sink or API outage held out, which
+    /// a restart cannot heal). The one notion of "stuck" the watchdog and `/livez` share.
     pub fn is_alive(&self, timeout: Duration) -> bool {
         if self.inner.idle.load(Ordering::Relaxed) {
             return true;
         }
         let last = Duration::from_millis(self.inner.last_progress.load(Ordering::Relaxed));
-        self.inner.epoch.elapsed().saturating_sub(last) <= timeout
+        if self.inner.epoch.elapsed().saturating_sub(last) <= timeout {
+            return true;
+        }
+        (self.inner.heartbeat)().is_some_and(|since| since <= timeout)
     }
 
     /// How far the live cursor is behind now; before the first commit, how long since start.
@@ -118,7 +130,7 @@ mod tests {
         let progress = Progress::default();
         assert!(progress.is_alive(Duration::from_secs(1)));
         // As if the last mark was made 5 s ago.
-        let stuck = Progress::with_clocks(now_ms, Instant::now() - Duration::from_secs(5));
+        let stuck = Progress::with_clocks(now_ms, Instant::now() - Duration::from_secs(5), || None);
         assert!(!stuck.is_alive(Duration::from_secs(1)));
         assert!(stuck.is_alive(Duration::from_secs(10)));
         stuck.idle();
@@ -126,6 +138,21 @@ mod tests {
         stuck.committed(now_ms() - 60_000);
         assert!(stuck.lag() >= Duration::from_secs(59));
         assert!(stuck.cursor_ms().is_some());
+    }
+
+    #[test]
+    fn retrying_on_purpose_is_alive_hanging_is_not() {
+        fn beat_just_now() -> Option<Duration> {
+            Some(Duration::from_secs(2))
+        }
+        fn beat_long_ago() -> Option<Duration> {
+            Some(Duration::from_secs(600))
+        }
+        let old_mark = Instant::now() - Duration::from_secs(900);
+        let retrying = Progress::with_clocks(now_ms, old_mark, beat_just_now);
+        assert!(retrying.is_alive(Duration::from_secs(300)));
+        let hung = Progress::with_clocks(now_ms, old_mark, beat_long_ago);
+        assert!(!hung.is_alive(Duration::from_secs(300)));
     }
 
     /// The wall clock of `a_wall_clock_step_changes_lag_but_not_liveness`.
@@ -137,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_wall_clock_step_changes_lag_but_not_liveness() {
-        let progress = Progress::with_clocks(stepped_wall_clock, Instant::now());
+        let progress = Progress::with_clocks(stepped_wall_clock, Instant::now(), || None);
         let start = stepped_wall_clock();
         progress.committed(start);
         // NTP steps the clock an hour ahead, then two hours back: the loop just made progress,

@@ -384,7 +384,7 @@ impl SinkSet {
             attempt = attempt.saturating_add(1);
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(Delivery::Cancelled),
-                () = tokio::time::sleep(wait) => {}
+                () = crate::heartbeat::sleep(wait) => {}
             }
         }
     }

@@ -405,6 +405,92 @@ async fn healthz_turns_unhealthy_when_the_checkpoint_lags() {
     running.wait(Duration::from_secs(10)).await.expect_code(0);
 }
 
+/// Polls `url` until `wanted(status, body)` or `within` passes; the last answer.
+async fn poll_until(
+    url: &str,
+    within: Duration,
+    wanted: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body) = get(url).await;
+        if wanted(status, &body) || Instant::now() >= deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_sink_outage_is_unready_but_alive_and_a_hang_is_not_alive() {
+    let fake = start_fake(200).await;
+    let now = now_ms();
+    generate(&fake, 61, 300, now - DAY, now - 10 * SEC);
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(503));
+    let sinks = format!(
+        "[[sinks]]\ntype = \"webhook\"\nname = \"siem\"\nurl = \"{}\"\nretry_initial = \"200ms\"\nretry_max = \"8s\"\n",
+        receiver.url("/ingest")
+    );
+    let exporter = Exporter::new(
+        &fake,
+        &Cfg {
+            request_timeout: "30s",
+            sinks: Box::leak(sinks.into_boxed_str()),
+            ..Cfg::default()
+        },
+    );
+    let port = free_port();
+    let text = exporter.config_text().replace(
+        "[[sinks]]",
+        &format!("[telemetry]\nlisten = \"127.0.0.1:{port}\"\nhealth_max_lag = \"5s\"\nstuck_after = \"10s\"\n\n[[sinks]]"),
+    );
+    exporter.write_config(&text);
+    let running = exporter.spawn(&["run"]);
+    let base = format!("http://127.0.0.1:{port}");
+
+    // The SIEM refuses everything for longer than stuck_after: not ready, yet alive (a restart
+    // would not bring the SIEM back).
+    let (status, body) = poll_until(
+        &format!("{base}/readyz"),
+        Duration::from_secs(20),
+        |s, b| s == 503 && b.contains("siem"),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["sinks_down"], serde_json::json!(["siem"]), "{ready}");
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (status, body) = get(&format!("{base}/livez")).await;
+    assert_eq!(
+        status, 200,
+        "alive through a sink outage longer than stuck_after: {body}"
+    );
+    let (status, _) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 503, "/healthz is /readyz");
+    assert!(receiver.requests().len() >= 3, "the batch was retried");
+
+    // The SIEM is back: ready again.
+    receiver.set_default(Reply::status(200));
+    let (status, body) = poll_until(
+        &format!("{base}/readyz"),
+        Duration::from_secs(20),
+        |s, _| s == 200,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A request that hangs (longer than stuck_after, within its own timeout) is a hang.
+    fake.fail_next(1000, Fault::Slow(Duration::from_secs(30)));
+    let (status, body) = poll_until(&format!("{base}/livez"), Duration::from_secs(25), |s, _| {
+        s == 503
+    })
+    .await;
+    assert_eq!(status, 503, "a hung request must count as stuck: {body}");
+    assert!(body.contains("stuck"), "{body}");
+    running.signal("KILL").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rereads_the_configuration_and_keeps_the_position() {
     let fake = start_fake(200).await;

@@ -149,6 +149,8 @@ impl KafkaSink {
     /// Fails fast on a refusal a callback saw; marks the sink down when no delivery report
     /// came for `stall_timeout` (since `progress`, the batch's start or its last report).
     fn watch(&self, progress: Instant, brokers_down_before: u64) -> Result<(), Error> {
+        // Waiting on the brokers (down or slow) is a sign of life, not a hang.
+        crate::heartbeat::beat();
         if let Some(refused) = self.health.refused() {
             return Err(self.fatal(refused));
         }

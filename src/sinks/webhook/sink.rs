@@ -155,6 +155,7 @@ impl WebhookSink {
                 Attempt::Accepted => {
                     if self.failing.swap(false, Ordering::Relaxed) {
                         tracing::info!(sink = %self.name, "Webhook endpoint accepts batches again.");
+                        crate::metrics::emit::sink_up(&self.name, true);
                     }
                     return Ok(());
                 }
@@ -184,6 +185,7 @@ impl WebhookSink {
                 Attempt::Retry { message, wait } => {
                     let wait = wait.unwrap_or_else(|| self.backoff.delay(attempt));
                     if !self.failing.swap(true, Ordering::Relaxed) {
+                        crate::metrics::emit::sink_up(&self.name, false);
                         tracing::warn!(
                             sink = %self.name,
                             error = %message,
@@ -193,7 +195,7 @@ impl WebhookSink {
                     } else {
                         tracing::debug!(sink = %self.name, error = %message, attempt, "Webhook delivery still failing.");
                     }
-                    tokio::time::sleep(wait).await;
+                    crate::heartbeat::sleep(wait).await;
                     attempt = attempt.saturating_add(1);
                 }
                 Attempt::Fatal(message) => {
