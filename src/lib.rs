@@ -9,6 +9,7 @@
 //! compiler reports any item nothing uses.
 
 mod backoff;
+mod build_info;
 mod checkpoint;
 pub mod cli;
 mod config;

@@ -424,11 +424,15 @@ pub mod emit {
     }
 
     /// What this build is; set at scrape time.
-    pub fn build_info(version: &str) {
+    pub fn build_info(version: &str, revision: &str, rustc: &str) {
         global().gauge_set(
             "lae_build_info",
-            "Always 1; the version label tells the build.",
-            &[("version", version)],
+            "Always 1; the labels tell the build (version, git revision, compiler).",
+            &[
+                ("version", version),
+                ("revision", revision),
+                ("rustc", rustc),
+            ],
             1.0,
         );
     }

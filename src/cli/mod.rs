@@ -31,7 +31,11 @@ use times::TimeArg;
 /// Events go to the configured sinks; logs go to standard error, always, so standard output
 /// carries nothing but events when the stdout sink is on.
 #[derive(Debug, Parser)]
-#[command(name = "lacework-audit-exporter", version, propagate_version = true)]
+#[command(
+    name = "lacework-audit-exporter",
+    version = crate::build_info::LONG_VERSION,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Configuration file (TOML); see config.example.toml.
     #[arg(

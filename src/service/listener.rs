@@ -60,7 +60,11 @@ pub async fn serve(
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    crate::metrics::emit::build_info(env!("CARGO_PKG_VERSION"));
+    crate::metrics::emit::build_info(
+        crate::build_info::VERSION,
+        crate::build_info::REVISION,
+        crate::build_info::RUSTC,
+    );
     if let Some(cursor) = state.progress.cursor_ms() {
         crate::metrics::emit::live_cursor_lag((crate::time::now_ms() - cursor) as f64 / 1000.0);
     }

@@ -344,6 +344,20 @@ async fn metrics_parse_as_prometheus_text_and_count_what_was_delivered() {
             "{name} missing:\n{body}"
         );
     }
+    let build = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "lae_build_info")
+        .expect("lae_build_info");
+    assert_eq!(build.labels.get("version"), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(build.labels.get("revision"), Some(git_revision().as_str()));
+    assert!(
+        build
+            .labels
+            .get("rustc")
+            .is_some_and(|r| r.starts_with("rustc ")),
+        "{body}"
+    );
     let (status, health) = get(&format!("http://127.0.0.1:{port}/healthz")).await;
     assert_eq!(status, 200, "{health}");
     running.signal("TERM").await;
@@ -604,4 +618,32 @@ async fn logs_suit_journald_and_json_shippers() {
             "{value}"
         );
     }
+}
+
+/// The checkout's revision as `build.rs` records it (`unknown` outside git).
+fn git_revision() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_names_the_revision_and_the_target() {
+    let shown = run_bin(&["--version"], &[]).await;
+    shown.expect_code(0);
+    let expected = format!(
+        "lacework-audit-exporter {} (revision {}, ",
+        env!("CARGO_PKG_VERSION"),
+        git_revision()
+    );
+    assert!(shown.stdout.starts_with(&expected), "{shown}");
+    assert!(
+        shown.stdout.contains("-linux-"),
+        "the target triple: {shown}"
+    );
 }
