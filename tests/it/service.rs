@@ -63,7 +63,79 @@ async fn the_unit_scores_1_5_or_lower_and_has_the_promised_settings() {
     assert!(example.contains("path = \"/var/lib/lacework-audit-exporter/state.db\""));
 }
 
-/// Plays systemd's side of the notify socket.
+/// `systemd-analyze security` of a unit file: the overall exposure score.
+async fn exposure(unit: &std::path::Path) -> f64 {
+    let output = tokio::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit)
+        .output()
+        .await
+        .expect("systemd-analyze runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .and_then(|line| line.split(':').nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no score in:\n{text}"))
+}
+
+#[tokio::test]
+async fn the_templated_unit_is_the_unit_per_instance_with_the_same_hardening() {
+    let template_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/lacework-audit-exporter@.service"
+    );
+    let unit = std::fs::read_to_string(UNIT).unwrap();
+    let template = std::fs::read_to_string(template_path).unwrap();
+    let settings = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    // Per instance: these settings name %i; every other line is the unit's, in order.
+    const PER_INSTANCE: &[&str] = &[
+        "Description=",
+        "ExecStartPre=",
+        "ExecStart=",
+        "LoadCredential=",
+        "StateDirectory=",
+        "LogsDirectory=",
+        "WorkingDirectory=",
+        "SyslogIdentifier=",
+    ];
+    let (unit_settings, template_settings) = (settings(&unit), settings(&template));
+    assert_eq!(unit_settings.len(), template_settings.len());
+    for (single, instance) in unit_settings.iter().zip(&template_settings) {
+        if PER_INSTANCE.iter().any(|p| single.starts_with(p)) {
+            let key = single.split('=').next().unwrap();
+            assert!(
+                instance.starts_with(&format!("{key}=")) && instance.contains("%i"),
+                "{instance:?} must be {key}= per instance"
+            );
+        } else {
+            assert_eq!(single, instance, "the template drifted from the unit");
+        }
+    }
+    assert!(template.contains("--config /etc/lacework-audit-exporter/%i.toml run"));
+    assert!(template.contains("StateDirectory=lacework-audit-exporter/%i"));
+    // An instance scores as the unit does.
+    let dir = tempfile::tempdir().unwrap();
+    let instance = dir.path().join("lacework-audit-exporter@soc.service");
+    std::fs::write(&instance, &template).unwrap();
+    let (single, per_instance) = (
+        exposure(std::path::Path::new(UNIT)).await,
+        exposure(&instance).await,
+    );
+    note(&format!(
+        "systemd-analyze security: unit {single}, template instance {per_instance}"
+    ));
+    assert_eq!(single, per_instance);
+}
+
+/// Plays systemd's side of the notify socket./// Plays systemd's side of the notify socket.
 struct NotifySocket {
     _dir: tempfile::TempDir,
     path: String,
