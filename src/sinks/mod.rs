@@ -11,6 +11,7 @@ mod error;
 pub mod file;
 pub mod http;
 pub mod kafka;
+mod outage;
 mod sentinel;
 mod stdout;
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use elasticsearch::{ElasticsearchConfig, ElasticsearchSink};
 pub use error::Error;
 pub use file::{FileConfig, FileSink};
 pub use kafka::{KafkaConfig, KafkaSink};
+pub(crate) use outage::Outage;
 pub use sentinel::{SentinelConfig, SentinelSink};
 pub use stdout::{StdoutConfig, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};

@@ -8,7 +8,6 @@
 //! second 401 right after is fatal, as are 403 (the app lacks "Monitoring Metrics
 //! Publisher" on the DCR), 400 and 404 (a wrong DCR id or stream) and any other answer.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -21,7 +20,7 @@ use crate::sinks::http::{self, TlsFiles};
 use crate::sinks::sentinel::rows::{self, Chunk};
 use crate::sinks::sentinel::token::{AccessToken, TokenError, TokenSource};
 use crate::sinks::sentinel::{Compression, SentinelConfig};
-use crate::sinks::{BuildContext, Error, Sink};
+use crate::sinks::{BuildContext, Error, Outage, Sink};
 
 /// A Microsoft Sentinel sink, built from its configuration.
 pub struct SentinelSink {
@@ -38,7 +37,7 @@ pub struct SentinelSink {
     max_events: usize,
     max_bytes: usize,
     backoff: Backoff,
-    failing: AtomicBool,
+    outage: Outage,
 }
 
 /// What one attempt at one request came to.
@@ -101,6 +100,7 @@ impl SentinelSink {
             config.scope.clone(),
         );
         Ok(Box::new(SentinelSink {
+            outage: Outage::new(&name, "Sentinel ingestion"),
             name,
             http,
             tokens,
@@ -116,7 +116,6 @@ impl SentinelSink {
                 initial: config.retry_initial,
                 max: config.retry_max,
             },
-            failing: AtomicBool::new(false),
         }))
     }
 
@@ -148,9 +147,7 @@ impl SentinelSink {
             };
             match self.attempt(&token, &payload).await {
                 Attempt::Accepted => {
-                    if self.failing.swap(false, Ordering::Relaxed) {
-                        tracing::info!(sink = %self.name, "Sentinel ingestion accepts batches again.");
-                    }
+                    self.outage.recovered();
                     return Ok(());
                 }
                 Attempt::TooLarge(reply) if chunk.events.len() > 1 => {
@@ -202,17 +199,7 @@ impl SentinelSink {
         let wait = server_wait
             .map(with_small_jitter)
             .unwrap_or_else(|| self.backoff.delay(attempt));
-        if !self.failing.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                sink = %self.name,
-                error = %message,
-                wait_ms = wait.as_millis() as u64,
-                "Sentinel delivery failed; holding the batch and retrying until it is accepted."
-            );
-        } else {
-            tracing::debug!(sink = %self.name, error = %message, attempt, "Sentinel delivery still failing.");
-        }
-        tokio::time::sleep(wait).await;
+        self.outage.wait(message, wait, attempt).await;
     }
 
     async fn attempt(&self, token: &AccessToken, payload: &[u8]) -> Attempt {
