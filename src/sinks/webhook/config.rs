@@ -10,6 +10,7 @@ use crate::config::ByteSize;
 use crate::config::ConfigError;
 use crate::formats::EventFormat;
 use crate::sinks::http;
+use crate::sinks::webhook::hec_ack;
 
 /// Configuration of a webhook sink.
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +82,26 @@ pub struct WebhookConfig {
     pub hec_index: Option<String>,
     /// Splunk HEC `host`; default: the event's account.
     pub hec_host: Option<String>,
+    /// Splunk HEC indexer acknowledgement (`format = "splunk_hec"` only; the HEC token must
+    /// have "Indexer acknowledgement" enabled). A HEC `200` only means the events look valid;
+    /// with `ack = true` a batch counts as delivered, and the checkpoint moves, only once
+    /// Splunk acknowledged every request of it as indexed. A request not acknowledged within
+    /// `ack_timeout` is sent again (at least once: Splunk may then hold it twice). Default
+    /// `false`: a `200` is delivered.
+    #[serde(default)]
+    pub ack: bool,
+    /// How long a request may wait for its indexer acknowledgement before it is sent again,
+    /// e.g. `"5m"`; must exceed `ack_poll_interval`. Meanwhile the exporter waits and the
+    /// checkpoint does not move.
+    #[serde(default = "default_ack_timeout", with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// Pause between two queries of `/services/collector/ack`; default `"1s"`.
+    #[serde(default = "default_ack_poll_interval", with = "humantime_serde")]
+    pub ack_poll_interval: Duration,
+    /// The HEC data channel (a GUID such as `"0f8c2a4e-3b1d-4c55-9a7e-1d2c3b4a5f60"`) named by
+    /// every request with `ack = true`. Default: a new random GUID at each start (the
+    /// acknowledgements a channel owes do not survive a restart anyway).
+    pub channel: Option<String>,
 }
 
 /// HTTP basic authentication.
@@ -149,6 +170,12 @@ fn default_retry_initial() -> Duration {
 fn default_retry_max() -> Duration {
     Duration::from_secs(60)
 }
+fn default_ack_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_ack_poll_interval() -> Duration {
+    Duration::from_secs(1)
+}
 
 /// Headers the sink sets itself.
 const RESERVED_HEADERS: &[&str] = &[
@@ -160,6 +187,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "webhook-id",
     "webhook-timestamp",
     "webhook-signature",
+    crate::sinks::webhook::hec_ack::CHANNEL_HEADER,
 ];
 
 impl WebhookConfig {
@@ -216,6 +244,7 @@ impl WebhookConfig {
                 "mutual TLS needs both client_cert_file and client_key_file".into(),
             );
         }
+        self.validate_ack()?;
         http::validate_headers(&self.headers, &self.header_files, RESERVED_HEADERS)?;
         if let Some(basic) = &self.basic
             && basic.user.contains(':')
@@ -226,6 +255,47 @@ impl WebhookConfig {
             );
         }
         Ok(())
+    }
+
+    /// The indexer acknowledgement settings: `ack` only with HEC, a timeout above the poll
+    /// interval, a GUID channel.
+    fn validate_ack(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| Err(ConfigError::invalid(key, message));
+        if self.ack && self.format != WebhookFormat::SplunkHec {
+            return invalid(
+                "ack",
+                "indexer acknowledgement is a Splunk HEC feature: set format = \"splunk_hec\" or ack = false"
+                    .into(),
+            );
+        }
+        if self.ack
+            && let Some(Ok(url)) = self.url.as_deref().map(url::Url::parse)
+            && let Err(message) = hec_ack::ack_url(&url)
+        {
+            return invalid("url", message);
+        }
+        if self.ack_poll_interval.is_zero() {
+            return invalid("ack_poll_interval", "must be above zero".into());
+        }
+        if self.ack_timeout <= self.ack_poll_interval {
+            return invalid(
+                "ack_timeout",
+                format!(
+                    "must exceed ack_poll_interval ({})",
+                    humantime::format_duration(self.ack_poll_interval)
+                ),
+            );
+        }
+        match &self.channel {
+            Some(_) if !self.ack => invalid("channel", "is only used with ack = true".into()),
+            Some(channel) if !hec_ack::is_guid(channel) => invalid(
+                "channel",
+                format!(
+                    "{channel:?} is not a GUID such as \"0f8c2a4e-3b1d-4c55-9a7e-1d2c3b4a5f60\""
+                ),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Warnings about legal but risky settings.
@@ -247,5 +317,96 @@ impl WebhookConfig {
         } else {
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key of the error a `[[sinks]]` table of type webhook gets, through the whole
+    /// configuration parser (so that serde's errors are mapped to keys too).
+    fn error_key(sink: &str) -> Option<String> {
+        let url = if sink.contains("url = ") {
+            ""
+        } else {
+            "url = \"https://splunk:8088/services/collector/event\"\n"
+        };
+        let text = format!(
+            "[lacework]\naccount = \"acme\"\nkey_id = \"ACME_1234567890ABCDEF\"\nsecret_file = \"/run/secret\"\n\n[[sinks]]\ntype = \"webhook\"\n{url}{sink}\n"
+        );
+        match crate::config::Config::parse(&text) {
+            Ok(_) => None,
+            Err(error) => Some(format!(
+                "{} {}",
+                error.key.unwrap_or_default(),
+                error.message
+            )),
+        }
+    }
+
+    const HEC: &str = "format = \"splunk_hec\"\nhec_token_file = \"/run/hec\"";
+
+    #[test]
+    fn ack_settings_are_checked_and_name_their_key() {
+        for (sink, expected) in [
+            ("ack = true", Some("sinks[0].ack ")),
+            ("ack = true\nformat = \"ndjson\"", Some("sinks[0].ack ")),
+            (&format!("{HEC}\nack = true"), None),
+            (&format!("{HEC}\nack = false"), None),
+            (
+                &format!("{HEC}\nack = true\nack_timeout = \"2s\"\nack_poll_interval = \"100ms\""),
+                None,
+            ),
+            (
+                &format!("{HEC}\nack = true\nack_timeout = \"1s\""),
+                Some("sinks[0].ack_timeout must exceed ack_poll_interval"),
+            ),
+            (
+                &format!("{HEC}\nack = true\nack_timeout = \"5 parsecs\""),
+                Some("sinks[0].ack_timeout"),
+            ),
+            (
+                &format!("{HEC}\nack = true\nack_timeout = 300"),
+                Some("sinks[0].ack_timeout"),
+            ),
+            (
+                &format!("{HEC}\nack = true\nack_poll_interval = \"0s\""),
+                Some("sinks[0].ack_poll_interval"),
+            ),
+            (
+                &format!("{HEC}\nack = true\nchannel = \"0F8C2A4E-3B1D-4C55-9A7E-1D2C3B4A5F60\""),
+                None,
+            ),
+            (
+                &format!("{HEC}\nack = true\nchannel = \"my-channel\""),
+                Some("sinks[0].channel \"my-channel\" is not a GUID"),
+            ),
+            (
+                &format!("{HEC}\nchannel = \"0f8c2a4e-3b1d-4c55-9a7e-1d2c3b4a5f60\""),
+                Some("sinks[0].channel is only used with ack = true"),
+            ),
+            ("ack = \"yes\"", Some("sinks[0].ack")),
+            (
+                &format!("{HEC}\nack = true\nurl = \"https://splunk:8088/hec\""),
+                Some("sinks[0].url ack = true needs a HEC endpoint URL"),
+            ),
+        ] {
+            match (error_key(sink), expected) {
+                (None, None) => {}
+                (Some(got), Some(want)) => assert!(got.starts_with(want), "{sink}: {got}"),
+                (got, want) => panic!("{sink}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ack_is_off_by_default_with_a_five_minute_timeout() {
+        let config: WebhookConfig =
+            toml::from_str("url = \"https://splunk:8088/services/collector\"").unwrap();
+        assert!(!config.ack);
+        assert_eq!(config.ack_timeout, Duration::from_secs(300));
+        assert_eq!(config.ack_poll_interval, Duration::from_secs(1));
+        assert_eq!(config.channel, None);
     }
 }

@@ -2,6 +2,7 @@
 
 mod config;
 mod format;
+mod hec_ack;
 mod signing;
 mod sink;
 
