@@ -576,7 +576,7 @@ mod example_tests {
                 kinds.push(block.lines().nth(1).unwrap_or_default().to_string());
             }
         }
-        for kind in ["file", "kafka", "webhook"] {
+        for kind in ["file", "kafka", "webhook", "elasticsearch", "sentinel"] {
             assert!(
                 kinds.iter().any(|k| k.contains(&format!("\"{kind}\""))),
                 "no {kind} example: {kinds:?}"

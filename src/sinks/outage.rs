@@ -28,7 +28,7 @@ impl Outage {
     /// The destination accepted a request.
     pub fn recovered(&self) {
         if self.failing.swap(false, Ordering::Relaxed) {
-            tracing::info!(sink = %self.sink, "{} accepts batches again.", self.what);
+            tracing::info!(sink = %self.sink, "{} recovered: batches are accepted again.", self.what);
             crate::metrics::emit::sink_up(&self.sink, true);
         }
     }

@@ -269,7 +269,7 @@ async fn rejected_items_are_retried_and_a_lost_answer_comes_back_as_conflicts() 
     );
     assert_eq!(
         run.stderr
-            .matches("Elasticsearch takes events again")
+            .matches("Elasticsearch delivery recovered")
             .count(),
         2,
         "{run}"

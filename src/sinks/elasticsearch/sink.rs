@@ -9,7 +9,6 @@
 //! transport is retried, honouring `Retry-After`; 413 splits it; 401 and 403 and any other
 //! answer are fatal.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -22,7 +21,7 @@ use crate::formats::EventFormat;
 use crate::sinks::elasticsearch::bulk::{self, Item, Outcome};
 use crate::sinks::elasticsearch::{Compression, ElasticsearchConfig};
 use crate::sinks::http::{self, Endpoint, TlsFiles};
-use crate::sinks::{BuildContext, Error, Sink};
+use crate::sinks::{BuildContext, Error, Outage, Sink};
 
 /// An Elasticsearch or OpenSearch sink, built from its configuration.
 pub struct ElasticsearchSink {
@@ -39,7 +38,7 @@ pub struct ElasticsearchSink {
     max_bytes: usize,
     backoff: Backoff,
     /// Whether the cluster is failing (WARN once when it starts, INFO when it recovers).
-    failing: AtomicBool,
+    outage: Outage,
 }
 
 /// What one `_bulk` request came to.
@@ -126,6 +125,7 @@ impl ElasticsearchSink {
             context,
         )?;
         Ok(ElasticsearchSink {
+            outage: Outage::new(&name, "Elasticsearch delivery"),
             name,
             endpoint,
             bulk_url,
@@ -140,7 +140,6 @@ impl ElasticsearchSink {
                 initial: config.retry_initial,
                 max: config.retry_max,
             },
-            failing: AtomicBool::new(false),
         })
     }
 
@@ -222,26 +221,14 @@ impl ElasticsearchSink {
                 Attempt::Fatal(message) => return Err(self.fatal(message)),
             };
             let wait = wait.unwrap_or_else(|| self.backoff.delay(attempt));
-            if !self.failing.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    sink = %self.name,
-                    error = %message,
-                    wait_ms = wait.as_millis() as u64,
-                    "Elasticsearch delivery failed; holding the batch and retrying until the cluster takes it."
-                );
-            } else {
-                tracing::debug!(sink = %self.name, error = %message, attempt, "Elasticsearch delivery still failing.");
-            }
-            tokio::time::sleep(wait).await;
+            self.outage.wait(&message, wait, attempt).await;
             attempt = attempt.saturating_add(1);
         }
     }
 
     /// Logs the recovery once after failures.
     fn recovered(&self) {
-        if self.failing.swap(false, Ordering::Relaxed) {
-            tracing::info!(sink = %self.name, "Elasticsearch takes events again.");
-        }
+        self.outage.recovered();
     }
 
     /// One `_bulk` request of `items`.

@@ -100,7 +100,7 @@ impl SentinelSink {
             config.scope.clone(),
         );
         Ok(Box::new(SentinelSink {
-            outage: Outage::new(&name, "Sentinel ingestion"),
+            outage: Outage::new(&name, "Sentinel delivery"),
             name,
             http,
             tokens,

@@ -160,7 +160,7 @@ impl WebhookSink {
             context,
         )?;
         Ok(WebhookSink {
-            outage: Outage::new(&name, "Webhook endpoint"),
+            outage: Outage::new(&name, "Webhook delivery"),
             name,
             endpoint,
             http,

@@ -529,7 +529,8 @@ async fn bulk(
                 items.push(item_error(
                     400,
                     "illegal_argument_exception",
-                    "only write ops with an op_type of create are allowed in data streams".to_string(),
+                    "only write ops with an op_type of create are allowed in data streams"
+                        .to_string(),
                 ));
                 continue;
             }
