@@ -60,6 +60,9 @@ export TANSU_BIN
 step "architecture rules (ARCHITECTURE.md's invariants about absence)"
 ./scripts/check-architecture.sh
 
+step "monitoring: promtool check and test of the alert rules, the dashboard's metrics"
+./scripts/check-monitoring.sh
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
