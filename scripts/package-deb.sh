@@ -4,7 +4,7 @@
 # shell completions generated from the CLI definition.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version 3.8.0
 cargo build --release --locked
 assets=target/assets
 rm -rf "$assets" && mkdir -p "$assets/completions"

@@ -81,3 +81,9 @@ step "fuzzing: property tests with the committed corpus, 60 s per target"
 # its seeds in tests/corpus/ and then on mutated and generated input until LAE_FUZZ_SECONDS is
 # spent (a plain `cargo test` gives them 2 s each). Two targets run at a time on two cores.
 LAE_FUZZ_SECONDS=60 cargo test --locked --lib fuzz -- --nocapture
+
+step "container image: built, run (--version, demo --once, validate) and played as Kubernetes manifests"
+./scripts/check-image.sh
+
+step "packages: the .deb installed and checked, the .rpm checked, SHA256SUMS"
+./scripts/check-packages.sh
