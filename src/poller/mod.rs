@@ -539,10 +539,11 @@ fn shorter_window(stream: &str, window: Window, error: &Error) -> Duration {
     shorter
 }
 
-/// Sleeps, or returns `true` early when shutdown is asked for.
+/// Sleeps, or returns `true` early when shutdown is asked for. A wait by design (the next
+/// poll, a failed window's backoff) beats the heartbeat: it is not a hang.
 async fn sleep_or_shutdown(duration: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         () = shutdown.cancelled() => true,
-        () = tokio::time::sleep(duration) => false,
+        () = crate::heartbeat::sleep(duration) => false,
     }
 }

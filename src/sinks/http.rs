@@ -7,12 +7,91 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
 use url::Url;
 
 use crate::config::ConfigError;
 use crate::config::secrets::{read_file, read_secret};
 use crate::sinks::{BuildContext, Error};
+
+/// Headers every HTTP sink sets itself; a sink may reserve more.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "host",
+];
+
+/// HTTP basic authentication, as a sink's `basic = { user, password_file }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    /// User name.
+    pub user: String,
+    /// File holding the password.
+    pub password_file: PathBuf,
+}
+
+impl BasicAuthConfig {
+    /// Pure checks; the key is `basic.user`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.user.is_empty() || self.user.contains(':') {
+            return Err(ConfigError::invalid(
+                "basic.user",
+                "must be a user name, without ':'",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `Basic <base64 of user:password>`, the password read from its file.
+    pub fn authorization(&self, sink: &str, context: &BuildContext) -> Result<String, Error> {
+        use base64::Engine;
+        let password = read_secret(
+            &self.password_file,
+            context.credentials_directory.as_deref(),
+        )
+        .map_err(|m| Error::fatal(sink, format!("basic.password_file: {m}")))?;
+        let pair = format!("{}:{}", self.user, password.expose());
+        Ok(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        ))
+    }
+}
+
+/// Sets `Authorization` to `value`, marked sensitive so no debug output shows it.
+pub fn set_authorization(sink: &str, headers: &mut HeaderMap, value: &str) -> Result<(), Error> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| {
+        Error::fatal(
+            sink,
+            "the credential file holds characters a header cannot carry".into(),
+        )
+    })?;
+    value.set_sensitive(true);
+    headers.insert(AUTHORIZATION, value);
+    Ok(())
+}
+
+/// The wait an answer asks for in `Retry-After` (seconds or an HTTP date).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::backoff::parse_retry_after)
+}
+
+/// First delay between retries of a failed request (a sink's `retry_initial`).
+pub fn default_retry_initial() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Longest delay between retries (a sink's `retry_max`).
+pub fn default_retry_max() -> Duration {
+    Duration::from_secs(60)
+}
 
 /// TLS and timeout settings of an HTTP sink, as configured.
 #[derive(Debug, Clone, Default)]
@@ -63,7 +142,8 @@ pub fn client(
 }
 
 /// Checks `headers` and `header_files` (pure): valid names and values, none the sink sets
-/// itself (`reserved`, lower case), no name in both tables.
+/// itself (`RESERVED_HEADERS` and the sink's own `reserved`, lower case), no name in both
+/// tables.
 pub fn validate_headers(
     headers: &BTreeMap<String, String>,
     header_files: &BTreeMap<String, PathBuf>,
@@ -75,7 +155,8 @@ pub fn validate_headers(
         .map(|name| ("headers", name))
         .chain(header_files.keys().map(|name| ("header_files", name)))
     {
-        if reserved.contains(&name.to_ascii_lowercase().as_str()) {
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) || reserved.contains(&lower.as_str()) {
             return invalid(table, format!("{name} is set by the sink itself"));
         }
         if HeaderName::from_bytes(name.as_bytes()).is_err() {

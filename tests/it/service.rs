@@ -275,8 +275,10 @@ async fn ready_then_watchdog_while_progressing_then_silence_when_a_request_hangs
     finished.expect_code(0);
 }
 
+/// The watchdog's notion of stuck is `/livez`'s: a sink outage being retried is alive (a
+/// restart cannot bring the SIEM back), a hung request is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watchdog_stops_when_the_cursor_cannot_advance() {
+async fn watchdog_keeps_alive_through_a_retried_outage_and_stops_on_a_hang() {
     let receiver = Receiver::start().await;
     let fake = start_fake(200).await;
     let now = now_ms();
@@ -289,6 +291,7 @@ async fn watchdog_stops_when_the_cursor_cannot_advance() {
     let exporter = Exporter::new(
         &fake,
         &Cfg {
+            request_timeout: "30s",
             sinks: Box::leak(sinks.into_boxed_str()),
             ..Cfg::default()
         },
@@ -297,27 +300,35 @@ async fn watchdog_stops_when_the_cursor_cannot_advance() {
     let running = spawn_with_env(&exporter, &["run"], &notify_env(&socket, "1000000"));
     socket.wait_for("READY=1", Duration::from_secs(20)).await;
     let _ = socket.collect(Duration::from_secs(2)).await;
-    let stalled = socket.collect(Duration::from_secs(2)).await;
+    let refused = socket.collect(Duration::from_secs(2)).await;
     assert!(
-        !stalled.iter().any(|(_, m)| m == "WATCHDOG=1"),
-        "a refusing sink holds the cursor: {stalled:?}"
+        refused.iter().any(|(_, m)| m == "WATCHDOG=1"),
+        "a sink outage being retried is alive: {refused:?}"
     );
     let first_event = first_lifecycle_ms(&fake);
     assert!(
         exporter
             .live_checkpoint()
             .await
-            .is_none_or(|c| c <= first_event)
+            .is_none_or(|c| c <= first_event),
+        "the refusing sink holds the cursor"
     );
 
+    // The sink takes everything; then every API request hangs (30 s, within its timeout).
     receiver.set_default(Reply::status(200));
     let resumed = socket.collect(Duration::from_secs(3)).await;
     assert!(
         resumed.iter().any(|(_, m)| m == "WATCHDOG=1"),
-        "keep-alives resume with progress: {resumed:?}"
+        "keep-alives go on with progress: {resumed:?}"
     );
-    running.signal("TERM").await;
-    running.wait(Duration::from_secs(10)).await.expect_code(0);
+    fake.fail_next(1000, Fault::Slow(Duration::from_secs(30)));
+    let _ = socket.collect(Duration::from_secs(4)).await;
+    let hung = socket.collect(Duration::from_secs(2)).await;
+    assert!(
+        !hung.iter().any(|(_, m)| m == "WATCHDOG=1"),
+        "a hung request stops the keep-alives: {hung:?}"
+    );
+    running.signal("KILL").await;
 }
 
 fn free_port() -> u16 {

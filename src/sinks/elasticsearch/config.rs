@@ -11,7 +11,7 @@ use crate::config::ByteSize;
 use crate::config::ConfigError;
 use crate::formats::EventFormat;
 use crate::sinks::elasticsearch::bulk;
-use crate::sinks::http;
+use crate::sinks::http::{self, BasicAuthConfig};
 
 /// Configuration of an Elasticsearch (or OpenSearch) sink.
 #[derive(Debug, Clone, Deserialize)]
@@ -71,25 +71,15 @@ pub struct ElasticsearchConfig {
     /// First delay between retries (of a whole request, or of the items the cluster
     /// rejected with 429 or 5xx); doubles with jitter up to `retry_max`. `Retry-After` is
     /// honoured instead when the cluster (or a proxy) sends it.
-    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    #[serde(default = "http::default_retry_initial", with = "humantime_serde")]
     pub retry_initial: Duration,
     /// Longest delay between retries. Retries go on until the cluster takes every event:
     /// meanwhile the exporter waits and the checkpoint does not move.
-    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    #[serde(default = "http::default_retry_max", with = "humantime_serde")]
     pub retry_max: Duration,
     /// Ingest pipeline every document goes through (`?pipeline=`); default: the index's
     /// own default pipeline, if any.
     pub pipeline: Option<String>,
-}
-
-/// HTTP basic authentication.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasicAuthConfig {
-    /// User name.
-    pub user: String,
-    /// File holding the password.
-    pub password_file: PathBuf,
 }
 
 /// Request body compression.
@@ -118,21 +108,6 @@ fn default_batch_max_bytes() -> ByteSize {
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
-fn default_retry_initial() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_retry_max() -> Duration {
-    Duration::from_secs(60)
-}
-
-/// Headers the sink sets itself.
-const RESERVED_HEADERS: &[&str] = &[
-    "authorization",
-    "content-type",
-    "content-encoding",
-    "content-length",
-    "host",
-];
 
 impl ElasticsearchConfig {
     /// The sink's name: `name` if set, else `elasticsearch`.
@@ -184,9 +159,7 @@ impl ElasticsearchConfig {
             return invalid("api_key_file", "is empty".into());
         }
         if let Some(basic) = &self.basic {
-            if basic.user.is_empty() || basic.user.contains(':') {
-                return invalid("basic.user", "must be a user name, without ':'".into());
-            }
+            basic.validate()?;
             if basic.password_file.as_os_str().is_empty() {
                 return invalid("basic.password_file", "is empty".into());
             }
@@ -197,7 +170,7 @@ impl ElasticsearchConfig {
                 "mutual TLS needs both client_cert_file and client_key_file".into(),
             );
         }
-        http::validate_headers(&self.headers, &self.header_files, RESERVED_HEADERS)?;
+        http::validate_headers(&self.headers, &self.header_files, &[])?;
         if let Some(pipeline) = &self.pipeline
             && (pipeline.is_empty()
                 || pipeline

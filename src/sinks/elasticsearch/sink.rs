@@ -11,10 +11,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 use url::Url;
 
-use crate::backoff::{Backoff, parse_retry_after};
+use crate::backoff::Backoff;
 use crate::config::secrets::read_secret;
 use crate::event::LifecycleEvent;
 use crate::formats::EventFormat;
@@ -96,23 +96,12 @@ impl ElasticsearchSink {
                 .map_err(|m| fatal(format!("api_key_file: {m}")))?;
             Some(format!("ApiKey {}", encoded_api_key(key.expose())))
         } else if let Some(basic) = &config.basic {
-            use base64::Engine;
-            let password = read_secret(&basic.password_file, credentials_directory)
-                .map_err(|m| fatal(format!("basic.password_file: {m}")))?;
-            let pair = format!("{}:{}", basic.user, password.expose());
-            Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            ))
+            Some(basic.authorization(&name, context)?)
         } else {
             None
         };
         if let Some(value) = authorization {
-            let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                fatal("the credential file holds characters a header cannot carry".into())
-            })?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            http::set_authorization(&name, &mut headers, &value)?;
         }
         let http = http::client(
             &name,
@@ -260,11 +249,7 @@ impl ElasticsearchSink {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = http::retry_after(response.headers());
         let reply = match response.bytes().await {
             Ok(reply) => reply,
             Err(error) => {

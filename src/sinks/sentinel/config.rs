@@ -59,11 +59,11 @@ pub struct SentinelConfig {
     pub timeout: Duration,
     /// First delay between retries of a failed request; doubles with jitter up to
     /// `retry_max`. A 429's `Retry-After` is honoured instead.
-    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    #[serde(default = "http::default_retry_initial", with = "humantime_serde")]
     pub retry_initial: Duration,
     /// Longest delay between retries. Retries go on until the API accepts the batch:
     /// meanwhile the exporter waits and the checkpoint does not move.
-    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    #[serde(default = "http::default_retry_max", with = "humantime_serde")]
     pub retry_max: Duration,
     /// Extra headers on every ingestion request, e.g. `{ "X-Team" = "soc" }` for a proxy.
     #[serde(default)]
@@ -102,21 +102,6 @@ fn default_batch_max_events() -> usize {
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
-fn default_retry_initial() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_retry_max() -> Duration {
-    Duration::from_secs(60)
-}
-
-/// Headers the sink sets itself.
-const RESERVED_HEADERS: &[&str] = &[
-    "authorization",
-    "content-type",
-    "content-encoding",
-    "content-length",
-    "host",
-];
 
 /// Tenant names that work for interactive sign-in but not for client credentials.
 const MULTI_TENANT_ALIASES: &[&str] = &["common", "organizations", "consumers"];
@@ -229,7 +214,7 @@ impl SentinelConfig {
         {
             return invalid("ca_file", "is empty".into());
         }
-        http::validate_headers(&self.headers, &self.header_files, RESERVED_HEADERS)
+        http::validate_headers(&self.headers, &self.header_files, &[])
     }
 
     /// Warnings about legal but risky settings: an authority, scope and endpoint of

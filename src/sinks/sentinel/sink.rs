@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 
-use crate::backoff::{Backoff, parse_retry_after, with_small_jitter};
+use crate::backoff::{Backoff, with_small_jitter};
 use crate::config::secrets::read_secret;
 use crate::event::LifecycleEvent;
 use crate::sinks::http::{self, TlsFiles};
@@ -230,11 +230,7 @@ impl SentinelSink {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = http::retry_after(response.headers());
         let error_code = response
             .headers()
             .get("x-ms-error-code")

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::config::ByteSize;
 use crate::config::ConfigError;
 use crate::formats::EventFormat;
-use crate::sinks::http;
+use crate::sinks::http::{self, BasicAuthConfig};
 use crate::sinks::webhook::hec_ack;
 
 /// Configuration of a webhook sink.
@@ -68,11 +68,11 @@ pub struct WebhookConfig {
     pub compression: Compression,
     /// First delay between retries of a failed request; doubles with jitter up to
     /// `retry_max`. `Retry-After` is honoured instead when the endpoint sends it.
-    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    #[serde(default = "http::default_retry_initial", with = "humantime_serde")]
     pub retry_initial: Duration,
     /// Longest delay between retries. Retries go on until the endpoint accepts the batch:
     /// meanwhile the exporter waits and the checkpoint does not move.
-    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    #[serde(default = "http::default_retry_max", with = "humantime_serde")]
     pub retry_max: Duration,
     /// Splunk HEC `sourcetype`; default `lacework:audit:lifecycle`.
     pub hec_sourcetype: Option<String>,
@@ -102,16 +102,6 @@ pub struct WebhookConfig {
     /// every request with `ack = true`. Default: a new random GUID at each start (the
     /// acknowledgements a channel owes do not survive a restart anyway).
     pub channel: Option<String>,
-}
-
-/// HTTP basic authentication.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasicAuthConfig {
-    /// User name.
-    pub user: String,
-    /// File holding the password.
-    pub password_file: PathBuf,
 }
 
 /// Body format of a webhook request.
@@ -164,12 +154,6 @@ fn default_batch_max_bytes() -> ByteSize {
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
-fn default_retry_initial() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_retry_max() -> Duration {
-    Duration::from_secs(60)
-}
 fn default_ack_timeout() -> Duration {
     Duration::from_secs(300)
 }
@@ -177,13 +161,8 @@ fn default_ack_poll_interval() -> Duration {
     Duration::from_secs(1)
 }
 
-/// Headers the sink sets itself.
+/// Headers the sink sets itself, besides `http::RESERVED_HEADERS`.
 const RESERVED_HEADERS: &[&str] = &[
-    "authorization",
-    "content-type",
-    "content-encoding",
-    "content-length",
-    "host",
     "webhook-id",
     "webhook-timestamp",
     "webhook-signature",
@@ -246,13 +225,8 @@ impl WebhookConfig {
         }
         self.validate_ack()?;
         http::validate_headers(&self.headers, &self.header_files, RESERVED_HEADERS)?;
-        if let Some(basic) = &self.basic
-            && basic.user.contains(':')
-        {
-            return invalid(
-                "basic.user",
-                "a basic-auth user name cannot contain ':'".into(),
-            );
+        if let Some(basic) = &self.basic {
+            basic.validate()?;
         }
         Ok(())
     }

@@ -14,10 +14,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
-use crate::backoff::{Backoff, parse_retry_after};
+use crate::backoff::Backoff;
 use crate::config::secrets::read_secret;
 use crate::event::LifecycleEvent;
 use crate::sinks::http::{self, Endpoint, TlsFiles};
@@ -95,23 +95,12 @@ impl WebhookSink {
                 .map_err(|m| fatal(format!("hec_token_file: {m}")))?;
             Some(format!("Splunk {}", token.expose()))
         } else if let Some(basic) = &config.basic {
-            use base64::Engine;
-            let password = read_secret(&basic.password_file, credentials_directory)
-                .map_err(|m| fatal(format!("basic.password_file: {m}")))?;
-            let pair = format!("{}:{}", basic.user, password.expose());
-            Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            ))
+            Some(basic.authorization(&name, context)?)
         } else {
             None
         };
         if let Some(value) = authorization {
-            let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                fatal("the credential file holds characters a header cannot carry".into())
-            })?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            http::set_authorization(&name, &mut headers, &value)?;
         }
         headers.insert(
             CONTENT_TYPE,
@@ -392,11 +381,7 @@ impl WebhookSink {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = http::retry_after(response.headers());
         let location = response
             .headers()
             .get("location")
