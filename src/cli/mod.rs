@@ -10,19 +10,21 @@ mod classify;
 #[cfg(feature = "demo")]
 mod demo;
 mod generate;
+mod progress;
 mod replay;
 mod run;
 mod state;
 mod times;
 mod validate;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::telemetry::LogFormat;
+use crate::telemetry::{LogFormat, StatusLine};
 use times::TimeArg;
 
 /// Exports Lacework (FortiCNAPP) audit-log lifecycle events (users created, deleted, enabled,
@@ -131,6 +133,12 @@ pub struct ReplayArgs {
     /// daemon holds its state file, and one process at a time may walk with a state file.
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// Draw no progress line. By default, when standard error is a terminal, a line below
+    /// the logs shows windows done of total, events delivered, events per second and the time
+    /// left; never under systemd (JOURNAL_STREAM set), with --log-format json, or when the
+    /// replay prints events to the same terminal.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// `state` subcommands.
@@ -237,6 +245,16 @@ pub(crate) struct Environment {
     pub watchdog_usec: Option<String>,
     /// systemd's `$WATCHDOG_PID`.
     pub watchdog_pid: Option<String>,
+    /// Whether standard error is a terminal.
+    pub stderr_is_terminal: bool,
+    /// Whether standard output is a terminal.
+    pub stdout_is_terminal: bool,
+    /// Whether systemd's `$JOURNAL_STREAM` is set (logs go to the journal).
+    pub under_journald: bool,
+    /// `--log-format`.
+    pub log_format: LogFormat,
+    /// The line below the logs on standard error that a replay's progress is drawn in.
+    pub status_line: StatusLine,
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -251,7 +269,10 @@ pub fn main(cli: Cli) -> ExitCode {
         })
         .unwrap_or_else(|| "info".to_string());
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    if let Err(message) = crate::telemetry::init(&filter, cli.log_format, under_journald) {
+    let status_line = StatusLine::default();
+    if let Err(message) =
+        crate::telemetry::init(&filter, cli.log_format, under_journald, &status_line)
+    {
         report_error(&format!("error: {message}"));
         return ExitCode::from(2);
     }
@@ -260,6 +281,11 @@ pub fn main(cli: Cli) -> ExitCode {
         notify_socket: std::env::var_os("NOTIFY_SOCKET"),
         watchdog_usec: std::env::var("WATCHDOG_USEC").ok(),
         watchdog_pid: std::env::var("WATCHDOG_PID").ok(),
+        stderr_is_terminal: std::io::stderr().is_terminal(),
+        stdout_is_terminal: std::io::stdout().is_terminal(),
+        under_journald,
+        log_format: cli.log_format,
+        status_line,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

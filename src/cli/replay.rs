@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use crate::checkpoint::ReplayJob;
+use crate::cli::progress::{Conditions, ReplayProgress, shows_progress};
 use crate::cli::times::{TimeArg, show_time};
 use crate::cli::{Environment, Failure, ReplayArgs, shutdown_on_signals};
 use crate::exporter::{Loaded, Parts, ReplayOutcome, open_store, open_store_exclusive};
@@ -122,7 +123,37 @@ pub async fn replay(
         sinks = ?parts.sinks.names(),
         "Replay starting."
     );
-    match parts.replay(store, &job, &shutdown).await? {
+    let events_on_terminal = environment.stdout_is_terminal
+        && loaded.config.sinks.iter().any(|sink| {
+            sink.is_stdout() && (sinks.is_empty() || sinks.iter().any(|name| name == sink.name()))
+        });
+    let progress = shows_progress(&Conditions {
+        stderr_is_terminal: environment.stderr_is_terminal,
+        under_journald: environment.under_journald,
+        log_format: environment.log_format,
+        no_progress: args.no_progress,
+        events_on_terminal,
+    })
+    .then(|| {
+        ReplayProgress::new(
+            environment.status_line.clone(),
+            (job.from_ms, job.to_ms),
+            loaded.config.poll.window,
+            job.position_ms,
+        )
+    });
+    let outcome = match &progress {
+        Some(progress) => {
+            let record = |step| progress.record(step);
+            let outcome = progress
+                .drive(parts.replay(store, &job, &shutdown, &record))
+                .await;
+            progress.finish(outcome.as_ref().ok().copied());
+            outcome
+        }
+        None => parts.replay(store, &job, &shutdown, &|_| {}).await,
+    };
+    match outcome? {
         ReplayOutcome::Finished => tracing::info!(job = %job.id, "Replay finished."),
         ReplayOutcome::Interrupted => tracing::warn!(
             job = %job.id,

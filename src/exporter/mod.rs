@@ -14,7 +14,7 @@ mod error;
 mod loaded;
 mod parts;
 
-pub(crate) use crate::poller::ReplayOutcome;
+pub(crate) use crate::poller::{ReplayOutcome, ReplayStep};
 pub(crate) use classify::{Summary, classify_records};
 pub(crate) use daemon::Daemon;
 pub(crate) use error::Error;

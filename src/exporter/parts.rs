@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{CheckpointStore, ReplayJob};
 use crate::config::PollConfig;
 use crate::exporter::loaded::LoadedAccount;
-use crate::exporter::{Error, Loaded, ReplayOutcome};
+use crate::exporter::{Error, Loaded, ReplayOutcome, ReplayStep};
 use crate::lacework::{ClientOptions, LaceworkClient};
 use crate::normalize::Normalizer;
 use crate::poller::{Poller, PollerParts};
@@ -187,15 +187,17 @@ impl Parts {
         ))
     }
 
-    /// Replays `job` from its saved position to its end, then closes the sinks.
+    /// Replays `job` from its saved position to its end, telling `on_window` after each
+    /// committed window, then closes the sinks.
     pub(crate) async fn replay(
         &self,
         store: CheckpointStore,
         job: &ReplayJob,
         shutdown: &CancellationToken,
+        on_window: &(dyn Fn(ReplayStep) + Send + Sync),
     ) -> Result<ReplayOutcome, Error> {
         let poller = self.poller(store, Progress::default());
-        let outcome = poller.replay(job, shutdown).await;
+        let outcome = poller.replay(job, shutdown, on_window).await;
         let closed = self.sinks.close().await;
         let outcome = outcome.map_err(Error::Replay)?;
         closed.map_err(Error::Close)?;

@@ -57,6 +57,16 @@ pub(crate) enum ReplayOutcome {
     Interrupted,
 }
 
+/// What a replay tells its caller after each committed window (a terminal's progress line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplayStep {
+    /// The replay's saved position now: the committed window's end.
+    pub position_ms: i64,
+    /// Events the window delivered in this run: of a window resumed at its saved link, only
+    /// those after it.
+    pub n_events: usize,
+}
+
 /// Windows never shrink below this when the API refuses long ones.
 const MIN_SPLIT_WINDOW: Duration = Duration::from_secs(60);
 
@@ -452,11 +462,12 @@ impl Poller {
     }
 
     /// Replays `[job.from_ms, job.to_ms)` from `job.position_ms`, saving progress after each
-    /// window. Never touches the live cursor.
+    /// window and then telling `on_window`. Never touches the live cursor.
     pub(crate) async fn replay(
         &self,
         job: &ReplayJob,
         shutdown: &CancellationToken,
+        on_window: &(dyn Fn(ReplayStep) + Send + Sync),
     ) -> Result<ReplayOutcome, Error> {
         let stream = job.stream();
         let mut position = job.position_ms;
@@ -481,6 +492,8 @@ impl Poller {
             };
             // An interrupted window continues at its saved link, with its own bounds.
             let resume = self.fresh_resume_point(&key).await?;
+            // A resumed window's counts start with what was delivered before the link.
+            let n_events_before = resume.as_ref().map_or(0, |point| point.events as usize);
             let (window, query) = match &resume {
                 Some(point) => (
                     Window {
@@ -512,6 +525,10 @@ impl Poller {
                         .await?;
                     stats.log_committed(&stream, &self.account_label, window, 0);
                     position = window.end_ms;
+                    on_window(ReplayStep {
+                        position_ms: position,
+                        n_events: stats.n_events.saturating_sub(n_events_before),
+                    });
                 }
                 Ok(Outcome::Cancelled) => return Ok(ReplayOutcome::Interrupted),
                 Err(error) if error.is_bad_window() && window.len() > MIN_SPLIT_WINDOW => {

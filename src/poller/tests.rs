@@ -385,7 +385,7 @@ async fn an_interrupted_replay_resumes_at_its_saved_link_and_repeats_nothing() {
     let dying = FailingSink::new("dying", Failure::Fatal, 1, usize::MAX);
     let error = harness
         .poller(vec![Box::new(dying.clone())])
-        .replay(&job, &CancellationToken::new())
+        .replay(&job, &CancellationToken::new(), &|_| {})
         .await
         .expect_err("a fatal sink error stops the replay");
     assert!(!error.is_retryable(), "{error}");
@@ -400,12 +400,28 @@ async fn an_interrupted_replay_resumes_at_its_saved_link_and_repeats_nothing() {
 
     harness.fake.clear_requests();
     let resumed = MemorySink::new("dying");
+    let steps = std::sync::Mutex::new(Vec::new());
     let outcome = harness
         .poller(vec![Box::new(resumed.clone())])
-        .replay(&job, &CancellationToken::new())
+        .replay(&job, &CancellationToken::new(), &|step| {
+            steps.lock().unwrap().push(step)
+        })
         .await
         .expect("the resumed replay finishes");
     assert_eq!(outcome, ReplayOutcome::Finished);
+    // The observer hears of every committed window: the last ends the range, and the events
+    // add up to what the sink took.
+    let steps = steps.into_inner().unwrap();
+    assert_eq!(
+        steps.last().map(|s| s.position_ms),
+        Some(job.to_ms),
+        "{steps:?}"
+    );
+    assert_eq!(
+        steps.iter().map(|s| s.n_events).sum::<usize>(),
+        resumed.ids().len(),
+        "{steps:?}"
+    );
     assert!(
         harness.audit_log_paths()[0].starts_with("/api/v2/AuditLogs/"),
         "resumed at the saved nextPage link: {:?}",

@@ -118,6 +118,11 @@ pub enum SinkConfig {
 }
 
 impl SinkConfig {
+    /// Whether the sink writes events to standard output.
+    pub fn is_stdout(&self) -> bool {
+        matches!(self, SinkConfig::Stdout(_))
+    }
+
     /// The sink's name: `name` if set, else its type.
     pub fn name(&self) -> &str {
         match self {

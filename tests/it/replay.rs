@@ -326,3 +326,98 @@ async fn every_sink_gets_each_event_and_replay_sink_picks_one() {
         "replay --sink second",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_progress_line_is_drawn_on_a_terminal_and_nowhere_else() {
+    let fake = start_fake(200).await;
+    let now = now_ms();
+    let (from, to) = (now - 25 * HOUR, now - HOUR);
+    generate(&fake, 17, 3000, from, to);
+    let expected = fake.expected_lifecycle(from, to, None);
+    let exporter = Exporter::new(&fake, &Cfg::default());
+    let (from_text, to_text) = (rfc3339(from), rfc3339(to));
+    let args = ["replay", "--from", &from_text, "--to", &to_text];
+    // Slow pages, so the line is drawn again between windows and log lines.
+    fake.fail_next(100_000, Fault::Slow(Duration::from_millis(40)));
+    let events_file = exporter.dir.path().join("events.jsonl");
+
+    let shown = exporter.run_in_terminal(&args, &[], &events_file).await;
+    shown.expect_code(0);
+    let events = std::fs::read_to_string(&events_file).expect("events file");
+    assert_eq!(
+        events.lines().count(),
+        expected.len(),
+        "every event reaches standard output: {shown}"
+    );
+    assert!(
+        shown.stdout.contains("replay: windows 0/4, 0 events") && shown.stdout.contains("ETA"),
+        "a terminal shows the progress line (24h in windows of 6h): {shown}"
+    );
+    let rows = terminal_rows(&shown.stdout);
+    let rows: Vec<&str> = rows
+        .iter()
+        .map(|r| r.trim_end())
+        .filter(|r| !r.is_empty())
+        .collect();
+    // Each log line stands alone on its row: the progress line was erased before it and
+    // drawn again below it, so what stays is the logs and the summary.
+    for row in &rows {
+        let is_log = row.starts_with("20") && (row.contains(" INFO ") || row.contains(" WARN "));
+        assert!(
+            is_log || row.starts_with("replay: windows 4/4, "),
+            "a row that is neither a log line nor the summary: {row:?}\nrows: {rows:#?}"
+        );
+    }
+    let summary = format!("replay: windows 4/4, {} events in ", expected.len());
+    assert!(
+        rows.iter().any(|row| row.starts_with(&summary)),
+        "the summary stays: {rows:#?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r.contains("Window delivered and committed."))
+            .count()
+            >= 4,
+        "each window's log line: {rows:#?}"
+    );
+
+    // No line without a terminal, under systemd, with JSON logs, or with --no-progress.
+    let piped = exporter.run(&args).await;
+    piped.expect_code(0);
+    let mut no_progress = args.to_vec();
+    no_progress.push("--no-progress");
+    let quiet = [
+        ("piped", piped),
+        (
+            "JOURNAL_STREAM",
+            exporter
+                .run_in_terminal(&args, &[("JOURNAL_STREAM", "8:1234")], &events_file)
+                .await,
+        ),
+        (
+            "--log-format json",
+            exporter
+                .run_in_terminal(
+                    &[&["--log-format", "json"], &args[..]].concat(),
+                    &[],
+                    &events_file,
+                )
+                .await,
+        ),
+        (
+            "--no-progress",
+            exporter
+                .run_in_terminal(&no_progress, &[], &events_file)
+                .await,
+        ),
+    ];
+    for (what, run) in &quiet {
+        run.expect_code(0);
+        let logs = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            !logs.contains("replay: windows") && !logs.contains("ETA") && !logs.contains('\x1b'),
+            "{what}: no progress line: {run}"
+        );
+        assert!(logs.contains("Replay finished."), "{what}: the logs: {run}");
+    }
+}

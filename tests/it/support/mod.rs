@@ -268,6 +268,52 @@ impl Exporter {
         spawn(&self.args(args), &[])
     }
 
+    /// Runs the exporter with `--config` and `args` to completion under a pseudo-terminal
+    /// (util-linux `script`), standard output redirected to `stdout_file`. The `Finished`'s
+    /// `stdout` is what the terminal showed: the exporter's standard error, with the
+    /// terminal's `\r\n` line ends.
+    pub async fn run_in_terminal(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout_file: &std::path::Path,
+    ) -> Finished {
+        let mut line = format!("exec {}", shell_quote(BIN));
+        for arg in self.args(args) {
+            line.push(' ');
+            line.push_str(&shell_quote(&arg));
+        }
+        line.push_str(&format!(
+            " > {}",
+            shell_quote(&stdout_file.display().to_string())
+        ));
+        let mut command = Command::new("script");
+        command
+            .args(["-qfec", &line, "/dev/null"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for name in SCRUBBED_ENV {
+            command.env_remove(name);
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let started = Instant::now();
+        let output = tokio::time::timeout(TIMEOUT, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("`script -c {line}` did not exit within {TIMEOUT:?}"))
+            .expect("script(1) from util-linux runs");
+        Finished {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: started.elapsed(),
+            args: vec!["script".into(), "-qfec".into(), line],
+        }
+    }
+
     /// `state show --json`, parsed.
     pub async fn state(&self) -> Value {
         let shown = self.run(&["state", "show", "--json"]).await;
@@ -280,6 +326,49 @@ impl Exporter {
     pub async fn live_checkpoint(&self) -> Option<i64> {
         live_checkpoint(&self.state().await)
     }
+}
+
+/// `text` as one single-quoted word for `sh`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The rows a terminal shows after `output`: `\r` returns to the row's start, `ESC [ K`
+/// erases to its end, and other text overwrites from the cursor on.
+pub fn terminal_rows(output: &str) -> Vec<String> {
+    output
+        .split('\n')
+        .map(|raw| {
+            let mut row: Vec<char> = Vec::new();
+            let mut column = 0;
+            let mut chars = raw.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\r' => column = 0,
+                    '\x1b' => {
+                        // Only `ESC [ K` is expected; any other sequence is kept visible.
+                        let sequence: String = chars.clone().take(2).collect();
+                        if sequence == "[K" {
+                            chars.nth(1);
+                            row.truncate(column);
+                        } else {
+                            row.push('^');
+                            column = row.len();
+                        }
+                    }
+                    _ => {
+                        if column < row.len() {
+                            row[column] = c;
+                        } else {
+                            row.push(c);
+                        }
+                        column += 1;
+                    }
+                }
+            }
+            row.into_iter().collect()
+        })
+        .collect()
 }
 
 /// The entry of `state show --json` for this configuration's live stream.
