@@ -1,6 +1,7 @@
-//! The Kafka sink against a real Kafka-protocol broker (tansu, one per test): exact replays,
-//! keys and headers, topic templates, a paused broker, kill -9, a replaced cluster, SASL
-//! refusals and `validate --online`.
+//! The Kafka sink against a Kafka-protocol broker of each test's own. librdkafka's mock
+//! cluster for exact replays, keys and headers, topic templates, a frozen or downed broker,
+//! kill -9 and `validate --online`; tansu for what the mock cannot do: a cluster replaced on
+//! the same address, and SASL refusals.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -87,7 +88,7 @@ async fn replay_puts_exactly_the_expected_events_on_the_topic_with_keys_and_head
     let now = now_ms();
     let (from, to) = (now - 2 * DAY, now - HOUR);
     generate(&fake, 41, 2000, from, to);
-    let broker = Broker::shared_or_start().await;
+    let broker = Broker::shared_or_mock();
     let topic = unique_topic("replay");
     broker.create_topic(&topic, 3).await;
     let sinks = leak(sink_toml(
@@ -173,7 +174,7 @@ async fn topic_template_routes_each_event_to_the_topic_of_its_type() {
     let now = now_ms();
     let (from, to) = (now - DAY, now - HOUR);
     generate(&fake, 42, 600, from, to);
-    let broker = Broker::shared_or_start().await;
+    let broker = Broker::shared_or_mock();
     let prefix = unique_topic("bytype");
     let sinks = leak(sink_toml(
         &broker.bootstrap,
@@ -236,13 +237,50 @@ async fn topic_template_routes_each_event_to_the_topic_of_its_type() {
     assert_exactly_once(&events_of(&all), &expected, "templated topics");
 }
 
+/// How a test takes the brokers away from the exporter for a while.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// Frozen: connections stay open and nothing is answered (a hung broker, a stopped VM).
+    Paused,
+    /// Down: connections are closed and new ones refused (a crashed or restarting broker).
+    Down,
+}
+
+impl Outage {
+    fn begin(self, broker: &Broker) {
+        match self {
+            Outage::Paused => broker.pause(),
+            Outage::Down => broker.down(),
+        }
+    }
+
+    fn end(self, broker: &Broker) {
+        match self {
+            Outage::Paused => broker.resume(),
+            Outage::Down => broker.up(),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_broker_holds_the_checkpoint_then_everything_arrives() {
+    outage_holds_the_checkpoint_then_everything_arrives(Outage::Paused).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downed_broker_holds_the_checkpoint_then_everything_arrives() {
+    outage_holds_the_checkpoint_then_everything_arrives(Outage::Down).await;
+}
+
+/// The daemon delivers its history, the brokers go away for 10 s while new records come, then
+/// return: the checkpoint never passes an undelivered record meanwhile, the outage is one WARN
+/// and `lae_sink_up 0`, the recovery one INFO, and every event lands exactly once.
+async fn outage_holds_the_checkpoint_then_everything_arrives(outage: Outage) {
     let fake = start_fake(200).await;
     let now = now_ms();
     generate(&fake, 43, 200, now - 50 * MIN, now - 10 * SEC);
     let history = fake.expected_lifecycle(now - HOUR, now, None);
-    let broker = Broker::start().await;
+    let broker = Broker::mock();
     let topic = unique_topic("paused");
     broker.create_topic(&topic, 3).await;
     let metrics_addr = format!("127.0.0.1:{}", free_port());
@@ -270,10 +308,10 @@ async fn paused_broker_holds_the_checkpoint_then_everything_arrives() {
     )
     .await;
 
-    broker.pause();
+    outage.begin(&broker);
     let paused_at = now_ms();
-    // New records while the broker is frozen, all later than the checkpoint (which trails
-    // `now` by `settle`): the daemon reads them and cannot deliver them.
+    // New records during the outage, all later than the checkpoint (which trails `now` by
+    // `settle`): the daemon reads them and cannot deliver them.
     let first_new = paused_at + 200;
     generate(&fake, 44, 40, first_new, paused_at + 1500);
     let mut checkpoints = Vec::new();
@@ -281,7 +319,7 @@ async fn paused_broker_holds_the_checkpoint_then_everything_arrives() {
     while pause.elapsed() < Duration::from_secs(10) {
         assert!(
             !daemon.exited(),
-            "the daemon exited while the broker was paused:\n{}",
+            "the daemon exited during the outage ({outage:?}):\n{}",
             daemon.stderr_so_far()
         );
         if let Some(checkpoint) = exporter.live_checkpoint().await {
@@ -291,7 +329,7 @@ async fn paused_broker_holds_the_checkpoint_then_everything_arrives() {
     }
     let stalled_logs = daemon.stderr_so_far();
     let metrics_paused = scrape_metrics(&metrics_addr).await;
-    broker.resume();
+    outage.end(&broker);
 
     let expected = fake.expected_lifecycle(now - HOUR, now_ms() + SEC, None);
     broker
@@ -304,7 +342,7 @@ async fn paused_broker_holds_the_checkpoint_then_everything_arrives() {
 
     assert!(
         metrics_paused.contains("lae_sink_up{sink=\"bus\"} 0\n"),
-        "lae_sink_up is 0 while the broker is paused:\n{metrics_paused}"
+        "lae_sink_up is 0 during the outage ({outage:?}):\n{metrics_paused}"
     );
     assert!(
         metrics_resumed.contains("lae_sink_up{sink=\"bus\"} 1\n"),
@@ -314,7 +352,7 @@ async fn paused_broker_holds_the_checkpoint_then_everything_arrives() {
     let late: Vec<&i64> = checkpoints.iter().filter(|c| **c > first_new).collect();
     assert!(
         late.is_empty(),
-        "the checkpoint moved past undelivered records ({}) while the broker was paused: {:?}",
+        "the checkpoint moved past undelivered records ({}) during the outage ({outage:?}): {:?}",
         rfc3339(first_new),
         late.iter().map(|c| rfc3339(**c)).collect::<Vec<_>>()
     );
@@ -338,11 +376,15 @@ async fn paused_broker_holds_the_checkpoint_then_everything_arrives() {
     let messages = broker.read_topic(&topic).await;
     let n_duplicates = duplicate_count(&messages);
     note(&format!(
-        "kafka pause 10 s: {} events, {n_duplicates} duplicate ids, {} distinct checkpoint values while paused",
+        "kafka {outage:?} 10 s: {} events, {n_duplicates} duplicate ids, {} distinct checkpoint values during the outage",
         messages.len(),
         distinct.len()
     ));
-    assert_exactly_once(&events_of(&messages), &expected, "after a paused broker");
+    assert_exactly_once(
+        &events_of(&messages),
+        &expected,
+        &format!("after the outage ({outage:?})"),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,7 +397,7 @@ async fn kill_9_mid_run_then_restart_loses_nothing() {
         100_000,
         fake_lacework::Fault::Slow(Duration::from_millis(20)),
     );
-    let broker = Broker::start().await;
+    let broker = Broker::mock();
     let topic = unique_topic("kill9");
     broker.create_topic(&topic, 3).await;
     let sinks = leak(sink_toml(
@@ -453,6 +495,9 @@ async fn kill_9_mid_run_then_restart_loses_nothing() {
     ));
 }
 
+/// On tansu: the new, empty cluster must answer on the old address, and librdkafka's mock
+/// cluster picks its own ports (the Rust API takes none) and cannot forget its log or its
+/// idempotent producers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaced_cluster_gets_a_new_producer_and_delivery_resumes() {
     let fake = start_fake(200).await;
@@ -586,7 +631,7 @@ async fn unsupported_sasl_mechanism_is_fatal_and_names_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_online_checks_the_broker_and_fails_fast_when_unreachable() {
     let fake = start_fake(200).await;
-    let broker = Broker::shared_or_start().await;
+    let broker = Broker::shared_or_mock();
     let topic = unique_topic("validate");
     broker.create_topic(&topic, 1).await;
     for topic in [topic.clone(), format!("{topic}.{{account}}.{{type}}")] {

@@ -1,10 +1,20 @@
-//! A real Kafka-protocol broker for the Kafka tests: a `tansu` process per test on a free
-//! loopback port (so pausing one test's broker disturbs no other test), and a reader that
-//! takes a topic back with an rdkafka consumer (`assign`, no consumer group).
+//! Kafka-protocol brokers for the Kafka tests, one per test (so pausing one test's broker
+//! disturbs no other test), and a reader that takes a topic back with an rdkafka consumer
+//! (`assign`, no consumer group). Two kinds:
 //!
-//! `./scripts/test.sh` installs tansu and exports `TANSU_BIN`. Without it the tests fail with
-//! a message saying so: a Kafka test never passes without a broker. `KAFKA_BOOTSTRAP`, when
-//! set, points the tests that need no process control at an external broker instead.
+//! - [`Broker::mock`]: librdkafka's mock cluster (`rdkafka::mocking`), compiled into the
+//!   bundled librdkafka we already build: in-process, listening on loopback ports that the
+//!   exporter binary connects to, started in milliseconds, nothing downloaded. It speaks
+//!   Produce, Fetch, Metadata and ListOffsets, keeps keys and headers, auto-creates topics and
+//!   injects faults (a frozen broker, a broker down). It is not transactional (read_committed
+//!   sees aborted records, no fencing) and has no authentication.
+//! - [`Broker::start`]: a `tansu` process on a free loopback port, for what the mock cannot
+//!   do: SASL, transactions, a cluster replaced on the same address. `./scripts/test.sh`
+//!   installs tansu and exports `TANSU_BIN`. Without it those tests fail with a message saying
+//!   so: a Kafka test never passes without a broker.
+//!
+//! `KAFKA_BOOTSTRAP`, when set, points the tests that need no fault injection
+//! ([`Broker::shared_or_mock`]) at an external broker instead.
 //!
 //! Tests of transactions use [`Broker::start_transactional`]: tansu behind `kafka-txn-proxy`,
 //! which makes read_committed fetches correct (tansu 0.6 hands aborted records to
@@ -20,6 +30,8 @@ use kafka_txn_proxy::TxnProxy;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
@@ -43,8 +55,10 @@ pub fn tansu_bin() -> PathBuf {
 pub struct Broker {
     /// `127.0.0.1:PORT`, what the exporter's `brokers` gets.
     pub bootstrap: String,
-    /// The tansu process; `None` for an external `KAFKA_BOOTSTRAP` broker.
+    /// The tansu process; `None` for a mock cluster or an external `KAFKA_BOOTSTRAP` broker.
     process: Option<Tansu>,
+    /// librdkafka's in-process mock cluster, for [`Broker::mock`].
+    mock: Option<MockCluster<'static, DefaultProducerContext>>,
     /// The read_committed correction in front of tansu, for [`Broker::start_transactional`].
     proxy: Option<TxnProxy>,
 }
@@ -71,6 +85,7 @@ impl Broker {
             let mut broker = Broker {
                 bootstrap: format!("127.0.0.1:{port}"),
                 process: Some(spawn_tansu(&bin, port, extra_args)),
+                mock: None,
                 proxy: None,
             };
             if broker
@@ -130,6 +145,7 @@ impl Broker {
             let mut broker = Broker {
                 bootstrap: proxy_addr.to_string(),
                 process: Some(tansu),
+                mock: None,
                 proxy: Some(proxy),
             };
             if broker.wait_ready(Duration::from_secs(10), true).await {
@@ -141,23 +157,42 @@ impl Broker {
         panic!("tansu behind the proxy did not become ready on three ports; its log:\n{last_log}");
     }
 
-    /// `KAFKA_BOOTSTRAP`'s broker if set, else a tansu of this test's own. Only for tests
-    /// that never pause or restart the broker.
-    pub async fn shared_or_start() -> Broker {
+    /// A mock cluster of this test's own: [`MOCK_BROKERS`] brokers in this process on
+    /// loopback ports (`bootstrap` lists them all).
+    pub fn mock() -> Broker {
+        let mock = MockCluster::new(MOCK_BROKERS).expect("librdkafka's mock cluster starts");
+        Broker {
+            bootstrap: mock.bootstrap_servers(),
+            process: None,
+            mock: Some(mock),
+            proxy: None,
+        }
+    }
+
+    /// `KAFKA_BOOTSTRAP`'s broker if set, else a mock cluster of this test's own. Only for
+    /// tests that never pause or restart the broker.
+    pub fn shared_or_mock() -> Broker {
         match std::env::var("KAFKA_BOOTSTRAP") {
             Ok(bootstrap) if !bootstrap.trim().is_empty() => Broker {
                 bootstrap: bootstrap.trim().to_string(),
                 process: None,
+                mock: None,
                 proxy: None,
             },
-            _ => Broker::start().await,
+            _ => Broker::mock(),
         }
+    }
+
+    fn mock_cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        self.mock
+            .as_ref()
+            .expect("this test needs a mock cluster of its own (Broker::mock)")
     }
 
     fn tansu(&self) -> &Tansu {
         self.process
             .as_ref()
-            .expect("this test needs a tansu of its own, not KAFKA_BOOTSTRAP")
+            .expect("this test needs a tansu of its own, not a mock cluster or KAFKA_BOOTSTRAP")
     }
 
     /// Waits until the broker accepts connections (and, without authentication, answers a
@@ -207,15 +242,21 @@ impl Broker {
         }
     }
 
-    /// Whether this is an external `KAFKA_BOOTSTRAP` broker rather than a tansu of our own.
+    /// Whether this is an external `KAFKA_BOOTSTRAP` broker rather than one of our own.
     pub fn is_external(&self) -> bool {
-        self.process.is_none()
+        self.process.is_none() && self.mock.is_none()
     }
 
     /// Creates a topic with `partitions` partitions.
     pub async fn create_topic(&self, topic: &str, partitions: u32) {
         if self.is_external() {
             create_topic_with_admin(&self.bootstrap, topic, partitions).await;
+            return;
+        }
+        if let Some(mock) = &self.mock {
+            let partitions = i32::try_from(partitions).expect("partition count fits");
+            mock.create_topic(topic, partitions, MOCK_BROKERS)
+                .unwrap_or_else(|e| panic!("creating {topic} on the mock cluster: {e}"));
             return;
         }
         let partitions = partitions.to_string();
@@ -227,14 +268,39 @@ impl Broker {
         }
     }
 
-    /// Freezes the broker (`kill -STOP`): connections stay open, nothing is answered.
+    /// Freezes the broker: connections stay open, nothing is answered. tansu gets
+    /// `kill -STOP`; the mock cluster holds every answer back (a round-trip time of an hour),
+    /// though it still takes in what it is sent.
     pub fn pause(&self) {
+        if let Some(mock) = &self.mock {
+            mock.broker_round_trip_time(-1, Duration::from_secs(3600))
+                .expect("mock brokers frozen");
+            return;
+        }
         self.signal("STOP");
     }
 
-    /// Thaws a paused broker (`kill -CONT`).
+    /// Thaws a paused broker (`kill -CONT`; the mock cluster answers what it held back).
     pub fn resume(&self) {
+        if let Some(mock) = &self.mock {
+            mock.broker_round_trip_time(-1, Duration::ZERO)
+                .expect("mock brokers thawed");
+            return;
+        }
         self.signal("CONT");
+    }
+
+    /// Takes every broker of the mock cluster down: open connections are closed and new ones
+    /// refused until [`Broker::up`].
+    pub fn down(&self) {
+        self.mock_cluster()
+            .broker_down(-1)
+            .expect("mock brokers down");
+    }
+
+    /// Brings the mock cluster's brokers back on their ports.
+    pub fn up(&self) {
+        self.mock_cluster().broker_up(-1).expect("mock brokers up");
     }
 
     fn signal(&self, name: &str) {
@@ -249,6 +315,7 @@ impl Broker {
 
     /// Stops the broker for good (its memory storage goes with it).
     pub fn stop(&mut self) {
+        self.mock = None;
         if let Some(mut tansu) = self.process.take() {
             // SIGKILL also ends a stopped process.
             let _ = tansu.child.kill();
@@ -269,6 +336,7 @@ impl Broker {
     /// tansu 0.6 reports a high watermark that can be below the last offset (it seems to
     /// count from the last batch's base offset), so the reader does not stop at the
     /// watermarks: it reads until they are passed and then nothing new comes for half a second.
+    /// The mock cluster's watermarks are exact: its reader stops when they are passed.
     pub async fn read_topic(&self, topic: &str) -> Vec<Consumed> {
         let Some(reader) = self.open_reader(topic).await else {
             return Vec::new();
@@ -278,8 +346,18 @@ impl Broker {
             topic,
             "read_uncommitted",
             TopicReader::passed_watermarks,
+            self.quiet_period(),
         )
         .await
+    }
+
+    /// How long nothing new must come after the ends are passed before a read is done.
+    fn quiet_period(&self) -> Duration {
+        if self.mock.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(500)
+        }
     }
 
     /// Waits until `topic` holds at least `n` messages; returns how many it read.
@@ -349,7 +427,14 @@ impl Broker {
         let Some(reader) = reader else {
             return Vec::new();
         };
-        read_to_end(reader, topic, isolation, TopicReader::positions_passed_ends).await
+        read_to_end(
+            reader,
+            topic,
+            isolation,
+            TopicReader::positions_passed_ends,
+            self.quiet_period(),
+        )
+        .await
     }
 
     /// The names of the topics the broker knows.
@@ -377,13 +462,14 @@ impl Drop for Broker {
     }
 }
 
-/// Reads until `at_end` holds and nothing new came for half a second (tansu can report ends
-/// below what it holds); fails after 30 s.
+/// Reads until `at_end` holds and nothing new came for `quiet` (tansu can report ends below
+/// what it holds); fails after 30 s.
 async fn read_to_end(
     mut reader: TopicReader,
     topic: &str,
     isolation: &str,
     at_end: fn(&TopicReader) -> bool,
+    quiet: Duration,
 ) -> Vec<Consumed> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut quiet_since = Instant::now();
@@ -393,7 +479,7 @@ async fn read_to_end(
         if n_new > 0 {
             quiet_since = Instant::now();
         }
-        if at_end(&reader) && quiet_since.elapsed() >= Duration::from_millis(500) {
+        if at_end(&reader) && quiet_since.elapsed() >= quiet {
             return reader.messages;
         }
         assert!(
@@ -463,6 +549,10 @@ async fn create_topic_with_admin(bootstrap: &str, topic: &str, partitions: u32) 
         }
     }
 }
+
+/// How many brokers a mock cluster has: more than one, so a producer talks to several
+/// partition leaders as it would on a real cluster.
+pub const MOCK_BROKERS: i32 = 3;
 
 /// A free loopback port (tansu cannot bind port 0).
 pub fn free_port() -> u16 {
