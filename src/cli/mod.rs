@@ -89,7 +89,7 @@ pub enum Command {
     ///
     /// Reads a JSON array of records, NDJSON, or whole AuditLogs pages, from FILE or standard
     /// input. Needs no configuration (the built-in rules); an existing --config adds its
-    /// [events] rules.
+    /// `[events]` rules.
     Classify(ClassifyArgs),
     /// Run the real poller against an embedded fake Lacework API (no account needed) and
     /// print events to stdout until Ctrl-C.
