@@ -42,7 +42,7 @@ echo "demo --once: ${n_events} events" >&2
 
 echo "==> validate on a mounted configuration" >&2
 work="$(mktemp -d)"
-trap 'rm -rf "$work"; podman kube down "$work/all.yaml" >/dev/null 2>&1 || true' EXIT
+trap 'podman kube down "$work/all.yaml" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 printf 'secret-of-the-check\n' > "$work/secret"
 cat > "$work/config.toml" <<'TOML'
 [lacework]
@@ -70,6 +70,7 @@ for f in configmap secret.example pvc deployment; do
 done > "$work/all.yaml"
 podman kube down "$work/all.yaml" >/dev/null 2>&1 || true
 podman volume rm -f lacework-audit-exporter-state >/dev/null 2>&1 || true
+podman secret rm lacework-audit-exporter-secrets >/dev/null 2>&1 || true
 podman kube play --network slirp4netns "$work/all.yaml" >/dev/null 2>"$work/play.err" || { cat "$work/play.err" >&2; fail "kube play failed"; }
 container=lacework-audit-exporter-pod-0-exporter
 # podman applies neither fsGroup nor the volume's ownership: do what Kubernetes' fsGroup does.
@@ -89,4 +90,5 @@ podman logs "$container" 2>&1 | grep -q 'Serving /metrics, /livez and /readyz' |
 podman logs "$container" 2>&1 | grep -q 'secret-of-the-check\|_replace_with' && fail "the secret appeared in the pod's log"
 podman kube down "$work/all.yaml" >/dev/null
 podman volume rm -f lacework-audit-exporter-state >/dev/null 2>&1 || true
+podman secret rm lacework-audit-exporter-secrets >/dev/null 2>&1 || true
 echo "check-image: image and manifests ok (${image})" >&2
