@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{LifecycleEvent, RecordId};
 use crate::formats::EventFormat;
+use crate::sinks::kafka::classify::{Class, classify};
 use crate::sinks::kafka::health::{Health, KafkaContext};
 use crate::sinks::kafka::record::Message;
 use crate::sinks::kafka::sink::producer_parts;
@@ -558,6 +559,19 @@ impl StateReader {
                 Ok(message) => message,
                 Err(KafkaError::PartitionEOF(partition)) => {
                     at_end.insert(partition);
+                    continue;
+                }
+                // A lost connection (a broker restarting, "all brokers down" for a moment) is
+                // re-established by librdkafka: keep reading until the deadline. Seen in the
+                // chaos test, right after a killed daemon's connections were closed.
+                Err(error)
+                    if error.rdkafka_error_code().is_some_and(|code| {
+                        matches!(
+                            classify(code, &self.topic, None),
+                            Class::Retry | Class::TimedOut
+                        )
+                    }) =>
+                {
                     continue;
                 }
                 Err(error) => return Err(failed(error)),
