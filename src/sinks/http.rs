@@ -93,7 +93,7 @@ pub fn default_retry_max() -> Duration {
     Duration::from_secs(60)
 }
 
-/// TLS and timeout settings of an HTTP sink, as configured.
+/// The TLS files of an HTTP sink, as configured.
 #[derive(Debug, Clone, Default)]
 pub struct TlsFiles<'a> {
     /// Extra CA certificates (PEM).
@@ -300,6 +300,20 @@ pub fn validate_url(url: Option<&str>, url_file: Option<&Path>) -> Result<(), Co
             Ok(())
         }
     }
+}
+
+/// The warning for a sink of `kind` named `name` that sends credentials to `url` over plain
+/// http to another machine; `None` when it does not (https, loopback, no credentials, or the
+/// URL in a file, which validation cannot read).
+pub fn plain_http_warning(
+    kind: &str,
+    name: &str,
+    url: Option<&str>,
+    has_credentials: bool,
+) -> Option<String> {
+    let plain_remote = url.is_some_and(|url| url.starts_with("http://") && !is_loopback(url));
+    (has_credentials && plain_remote)
+        .then(|| format!("{kind} {name:?} sends credentials over plain http: use https"))
 }
 
 /// Whether `url` points at this machine (plain http is then no risk to credentials).

@@ -187,19 +187,16 @@ impl ElasticsearchConfig {
 
     /// Warnings about legal but risky settings.
     pub(crate) fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
         let has_credentials =
             self.api_key_file.is_some() || self.basic.is_some() || !self.header_files.is_empty();
-        let plain_remote = self
-            .url
-            .as_deref()
-            .is_some_and(|url| url.starts_with("http://") && !http::is_loopback(url));
-        if has_credentials && plain_remote {
-            warnings.push(format!(
-                "elasticsearch {:?} sends credentials over plain http: use https",
-                self.sink_name()
-            ));
-        }
+        let mut warnings: Vec<String> = http::plain_http_warning(
+            "elasticsearch",
+            self.sink_name(),
+            self.url.as_deref(),
+            has_credentials,
+        )
+        .into_iter()
+        .collect();
         let data_stream = ["logs-", "metrics-", "traces-"]
             .iter()
             .any(|prefix| self.index.starts_with(prefix));

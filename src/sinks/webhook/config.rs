@@ -276,21 +276,16 @@ impl WebhookConfig {
     pub(crate) fn warnings(&self) -> Vec<String> {
         let has_credentials = self.bearer_token_file.is_some()
             || self.basic.is_some()
-            || self.hec_token_file.is_some();
-        let loopback = self.url.as_deref().is_none_or(http::is_loopback);
-        let has_credentials = has_credentials || !self.header_files.is_empty();
-        let plain = self
-            .url
-            .as_deref()
-            .is_some_and(|url| url.starts_with("http://"));
-        if has_credentials && plain && !loopback {
-            vec![format!(
-                "webhook {:?} sends credentials over plain http: use https",
-                self.name.as_deref().unwrap_or("webhook")
-            )]
-        } else {
-            Vec::new()
-        }
+            || self.hec_token_file.is_some()
+            || !self.header_files.is_empty();
+        http::plain_http_warning(
+            "webhook",
+            self.name.as_deref().unwrap_or("webhook"),
+            self.url.as_deref(),
+            has_credentials,
+        )
+        .into_iter()
+        .collect()
     }
 }
 
