@@ -372,6 +372,20 @@ mod tests {
     }
 
     #[test]
+    fn credentials_over_plain_http_to_another_machine_are_warned_about() {
+        let warn = |url, creds| plain_http_warning("webhook", "siem", url, creds);
+        assert!(
+            warn(Some("http://collector.example.com/x"), true)
+                .is_some_and(|w| w.contains("\"siem\" sends credentials over plain http"))
+        );
+        assert_eq!(warn(Some("http://collector.example.com/x"), false), None);
+        assert_eq!(warn(Some("https://collector.example.com/x"), true), None);
+        assert_eq!(warn(Some("http://127.0.0.1:8088/x"), true), None);
+        assert_eq!(warn(Some("http://localhost/x"), true), None);
+        assert_eq!(warn(None, true), None);
+    }
+
+    #[test]
     fn header_tables_are_checked() {
         let plain: BTreeMap<String, String> = [("X-Team".to_string(), "soc".to_string())].into();
         assert!(validate_headers(&plain, &files(&[("X-Key", "/k")]), &["authorization"]).is_ok());
