@@ -274,7 +274,7 @@ async fn downed_broker_holds_the_checkpoint_then_everything_arrives() {
 
 /// The daemon delivers its history, the brokers go away for 10 s while new records come, then
 /// return: the checkpoint never passes an undelivered record meanwhile, the outage is one WARN
-/// and `lae_sink_up 0`, the recovery one INFO, and every event lands exactly once.
+/// and `lae_sink_up 0`, each recovery one INFO, and every event lands exactly once.
 async fn outage_holds_the_checkpoint_then_everything_arrives(outage: Outage) {
     let fake = start_fake(200).await;
     let now = now_ms();
@@ -365,12 +365,24 @@ async fn outage_holds_the_checkpoint_then_everything_arrives(outage: Outage) {
         "one WARN for the outage, not one per message or retry:\n{}",
         tail(&stalled_logs)
     );
+    // librdkafka reconnects to each broker on its own backoff (up to 10 s), so a partition
+    // whose leader is reached last can stall a second time right after the first recovery:
+    // that is a second WARN and INFO pair, not a repeated message.
+    let stalls = done.stderr.matches("Kafka brokers are not acknowledging").count();
+    let recoveries = done
+        .stderr
+        .matches("Kafka brokers acknowledge messages again")
+        .count();
     assert!(
-        done.stderr
-            .matches("Kafka brokers acknowledge messages again")
-            .count()
-            == 1,
-        "one INFO for the recovery:\n{}",
+        recoveries >= 1 && recoveries == stalls,
+        "one INFO for each recovery, as many as WARNs ({stalls}):\n{}",
+        tail(&done.stderr)
+    );
+    let last_stall = done.stderr.rfind("Kafka brokers are not acknowledging");
+    let last_recovery = done.stderr.rfind("Kafka brokers acknowledge messages again");
+    assert!(
+        last_recovery > last_stall,
+        "the log ends recovered:\n{}",
         tail(&done.stderr)
     );
     let messages = broker.read_topic(&topic).await;
