@@ -68,9 +68,11 @@ never "no command module imports another" \
 never "only the demo command names the fake" \
   'fake_lacework' $(find src -name '*.rs' ! -path src/cli/demo.rs)
 only "config/secrets.rs is a leaf" 'config::secrets' src/config/secrets.rs
-for floor in time metrics backoff text tls telemetry heartbeat build_info; do
+for floor in time metrics backoff text tls telemetry heartbeat build_info memory; do
   only "the ground floor imports nothing of ours (src/${floor}.rs)" "${floor}" "src/${floor}.rs"
 done
+never "unsafe code lives in src/memory.rs alone (the allocator's C calls)" \
+  '(^|[^a-z_])unsafe([^_a-z]|$)' $(find src -name '*.rs' ! -path src/memory.rs)
 never "super:: is for test modules; production code names crate:: paths" \
   '(^|[^a-z_])super::' src
 

@@ -20,6 +20,7 @@ mod formats;
 mod fuzz;
 mod heartbeat;
 mod lacework;
+pub mod memory;
 mod metrics;
 mod normalize;
 mod poller;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    lacework_audit_exporter::memory::tune();
     let cli = lacework_audit_exporter::cli::Cli::parse();
     lacework_audit_exporter::cli::main(cli)
 }

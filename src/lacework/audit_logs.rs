@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde_json::value::RawValue;
 
 /// One page of AuditLogs, as decoded from a response body.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct AuditLogPage {
     /// Records in the order received.
     pub records: Vec<Box<RawValue>>,

@@ -63,6 +63,23 @@ pub struct Classification {
     pub matched_by: MatchedBy,
 }
 
+/// What a record's shape decides before its description is read (`Classifier::shape_verdict`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShapeVerdict {
+    /// `AUDIT`, whatever the description says.
+    Audit,
+    /// This type. `captured` is the target a user rule caught in the summary; without one, the
+    /// description names it. With `unless_failed`, a description speaking of failure makes the
+    /// record `AUDIT`.
+    Type {
+        event_type: EventType,
+        captured: Option<String>,
+        unless_failed: bool,
+    },
+    /// The description takes part in the decision: classify the whole record.
+    Full,
+}
+
 /// One user rule, compiled.
 #[derive(Debug, Clone)]
 struct UserRule {
@@ -355,6 +372,103 @@ impl Classifier {
         decided(EventType::Audit, None, MatchedBy::Nothing)
     }
 
+    /// What the record's shape (its own `eventType`, `userAction` and `eventName`) decides
+    /// without its description, mirroring `classify` step by step. Records of one shape get
+    /// the same verdict, so the normalizer computes it once per shape (`ShapeCache`).
+    pub fn shape_verdict(&self, record: &AuditLog<'_>) -> ShapeVerdict {
+        if let Some(own) = record
+            .event_type
+            .as_deref()
+            .and_then(|t| t.parse::<EventType>().ok())
+        {
+            return ShapeVerdict::Type {
+                event_type: own,
+                captured: None,
+                unless_failed: false,
+            };
+        }
+        let text_of = |field: Field| {
+            match field {
+                Field::UserAction => record.user_action.as_deref(),
+                Field::EventName => record.event_name.as_deref(),
+                // Never asked: a rule reading the description makes the verdict `Full` first.
+                Field::EventDescription => None,
+            }
+            .filter(|text| !text.trim().is_empty())
+        };
+        for rule in &self.user_rules {
+            // Whether this rule matches depends on the description, and so does every later
+            // rule's turn.
+            if rule.fields.contains(&Field::EventDescription) {
+                return ShapeVerdict::Full;
+            }
+            for text in rule.fields.iter().filter_map(|f| text_of(*f)) {
+                if let Some(captures) = rule.regex.captures(text) {
+                    return ShapeVerdict::Type {
+                        event_type: rule.event_type,
+                        captured: captures.name("target").map(|m| m.as_str().to_string()),
+                        unless_failed: false,
+                    };
+                }
+            }
+        }
+        if !self.builtin {
+            return ShapeVerdict::Audit;
+        }
+        if text_of(Field::UserAction).is_some_and(|text| self.failure.is_match(text)) {
+            return ShapeVerdict::Audit;
+        }
+        for field in [Field::UserAction, Field::EventName] {
+            let Some(text) = text_of(field) else { continue };
+            let (set, types) = &self.summary;
+            return match set.matches(text).iter().next() {
+                Some(first) => ShapeVerdict::Type {
+                    event_type: types[first].0,
+                    captured: None,
+                    unless_failed: true,
+                },
+                None if field == Field::EventName && self.user_category.is_match(text) => {
+                    ShapeVerdict::Full
+                }
+                // Failure words in the description would only say `AUDIT` again.
+                None => ShapeVerdict::Audit,
+            };
+        }
+        ShapeVerdict::Full
+    }
+
+    /// The record's type and rule-named target under its shape's verdict: what `classify`
+    /// gives, reading the description only where the verdict leaves it a say. `None` for a
+    /// `Full` verdict (call `classify`).
+    pub fn classify_by_shape(
+        &self,
+        verdict: &ShapeVerdict,
+        record: &AuditLog<'_>,
+    ) -> Option<(EventType, Option<String>)> {
+        let description = record.event_description.as_deref();
+        match verdict {
+            ShapeVerdict::Audit => Some((EventType::Audit, None)),
+            ShapeVerdict::Full => None,
+            ShapeVerdict::Type {
+                event_type,
+                captured,
+                unless_failed,
+            } => {
+                let failed = *unless_failed
+                    && description
+                        .filter(|text| !text.trim().is_empty())
+                        .is_some_and(|text| self.failure.is_match(text));
+                if failed {
+                    return Some((EventType::Audit, None));
+                }
+                let target = captured
+                    .clone()
+                    .or_else(|| self.target_in(*event_type, description));
+                Some((*event_type, target))
+            }
+        }
+    }
+
     /// The target the built-in description rules of `event_type` find in `description`.
     fn target_in(&self, event_type: EventType, description: Option<&str>) -> Option<String> {
         let description = description?;
@@ -397,12 +511,25 @@ mod tests {
         }
     }
 
+    /// `classify`'s answer, after checking that the shape's verdict gives the same type and
+    /// target (the normalizer takes that path).
+    fn classify_both_ways(classifier: &Classifier, record: &AuditLog<'_>) -> Classification {
+        let full = classifier.classify(record);
+        let verdict = classifier.shape_verdict(record);
+        if let Some(by_shape) = classifier.classify_by_shape(&verdict, record) {
+            assert_eq!(
+                by_shape,
+                (full.event_type, full.target.clone()),
+                "{record:?} by its shape's verdict {verdict:?}"
+            );
+        }
+        full
+    }
+
     fn check(action: &str, name: &str, description: &str, expected: EventType) {
         let classifier = Classifier::new(&[], true).unwrap();
         assert_eq!(
-            classifier
-                .classify(&record(action, name, description))
-                .event_type,
+            classify_both_ways(&classifier, &record(action, name, description)).event_type,
             expected,
             "userAction={action:?} eventName={name:?} eventDescription={description:?}"
         );
@@ -607,7 +734,7 @@ mod tests {
     fn classified(action: &str, name: &str, description: &str) -> (EventType, Option<String>) {
         static BUILTIN: std::sync::LazyLock<Classifier> =
             std::sync::LazyLock::new(|| Classifier::new(&[], true).unwrap());
-        let found = BUILTIN.classify(&record(action, name, description));
+        let found = classify_both_ways(&BUILTIN, &record(action, name, description));
         (found.event_type, found.target)
     }
 
@@ -807,6 +934,75 @@ mod tests {
         assert_eq!(
             (found.event_type, found.matched_by),
             (EventType::Audit, MatchedBy::Nothing)
+        );
+    }
+
+    #[test]
+    fn a_shapes_verdict_leaves_the_description_its_say() {
+        use EventType::*;
+        let builtin = Classifier::new(&[], true).unwrap();
+        for (action, name, description, expected) in [
+            (
+                "User Created",
+                "User",
+                "Failed to create user bob@acme.com",
+                Audit,
+            ),
+            (
+                "User Created",
+                "User",
+                "Added user bob@acme.com",
+                UserCreated,
+            ),
+            ("", "User", "Added user bob@acme.com", UserCreated),
+            ("", "User", "Adding user bob@acme.com failed", Audit),
+            ("", "", "Removed user bob@acme.com", UserDeleted),
+            (
+                "Alert Channel Created",
+                "Alert Channel",
+                "Added user bob@acme.com",
+                Audit,
+            ),
+        ] {
+            let found = classify_both_ways(&builtin, &record(action, name, description));
+            assert_eq!(
+                found.event_type, expected,
+                "{action:?} {name:?} {description:?}"
+            );
+        }
+        let verdict = |classifier: &Classifier, action, name| {
+            classifier.shape_verdict(&record(action, name, "anything"))
+        };
+        assert_eq!(verdict(&builtin, "", "User"), ShapeVerdict::Full);
+        assert_eq!(verdict(&builtin, "Login Failed", ""), ShapeVerdict::Audit);
+
+        // A user rule on the summary decides by shape, its target caught there; one on the
+        // description leaves every record it could match to `classify`.
+        let summary_rule = [RuleConfig {
+            event_type: UserDeleted,
+            pattern: r"^offboarded (?P<target>\S+)$".into(),
+            fields: vec![Field::UserAction],
+        }];
+        let classifier = Classifier::new(&summary_rule, true).unwrap();
+        let found = classify_both_ways(&classifier, &record("Offboarded dave", "", "text"));
+        assert_eq!(found.target.as_deref(), Some("dave"));
+        assert_eq!(
+            verdict(&classifier, "Offboarded dave", ""),
+            ShapeVerdict::Type {
+                event_type: UserDeleted,
+                captured: Some("dave".into()),
+                unless_failed: false
+            }
+        );
+        let description_rule = [RuleConfig {
+            event_type: UserDeleted,
+            pattern: r"offboarded".into(),
+            fields: vec![Field::EventDescription, Field::UserAction],
+        }];
+        let classifier = Classifier::new(&description_rule, true).unwrap();
+        assert_eq!(
+            verdict(&classifier, "User Created", "User"),
+            ShapeVerdict::Full
         );
     }
 }

@@ -9,8 +9,9 @@ mod classify;
 mod id;
 mod normalizer;
 mod reconcile;
+mod shapes;
 mod target;
 
 pub(crate) use id::IdAssigner;
-pub(crate) use normalizer::{Explained, NormalizedPage, Normalizer};
+pub(crate) use normalizer::{Explained, NormalizedPage, Normalizer, WindowState};
 pub(crate) use reconcile::changes as inventory_changes;

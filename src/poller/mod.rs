@@ -193,6 +193,9 @@ impl Poller {
         };
         let mut max_window = self.poll.window;
         let mut failures = 0u32;
+        // Whether a window was read since the daemon last went idle: then the memory it
+        // needed goes back to the system (`memory::release_unused`).
+        let mut read_since_idle = false;
         // `--once` catches up to where "now" was when it started; chasing a moving now would
         // read ever smaller windows.
         let once_limit = once.then(|| self.live_limit());
@@ -253,7 +256,10 @@ impl Poller {
                     .map_err(|(error, window)| (error, window, false)),
             };
             match stepped {
-                Ok(Step::Read) => failures = 0,
+                Ok(Step::Read) => {
+                    failures = 0;
+                    read_since_idle = true;
+                }
                 Ok(Step::Cancelled) => return Ok(()),
                 Ok(Step::Idle) => {
                     // Caught up: the user inventory, when due.
@@ -271,6 +277,10 @@ impl Poller {
                     }
                     tracing::debug!(stream, "Caught up; waiting for the next poll.");
                     self.progress.idle();
+                    if read_since_idle {
+                        crate::memory::release_unused();
+                        read_since_idle = false;
+                    }
                     if sleep_or_shutdown(self.poll.interval, shutdown).await {
                         return Ok(());
                     }

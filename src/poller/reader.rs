@@ -11,7 +11,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::checkpoint::{CheckpointStore, PageDone, ResumePoint, WindowKey};
 use crate::event::{LifecycleEvent, RecordId};
 use crate::lacework::{AuditLogPage, AuditLogPager, LaceworkClient, Priority};
-use crate::normalize::{IdAssigner, NormalizedPage, Normalizer};
+use crate::normalize::{NormalizedPage, Normalizer, WindowState};
 use crate::poller::fanout::{TakenBefore, deliver_batch};
 use crate::poller::window::Window;
 use crate::poller::{Error, PollerParts};
@@ -70,6 +70,11 @@ const PAGES_PER_BATCH: i64 = 8;
 /// Starts a task that walks `pager` and hands over pages through a one-slot channel. The
 /// channel closes after the last page or the first error; dropping the returned handle
 /// aborts the task.
+///
+/// Like the normalize stage, it claims the slot before it produces: the next page is fetched
+/// once the previous one was taken, so each stage works on one page while the next works on
+/// the one before, and no finished page waits in a channel: three pages are in memory
+/// instead of five, with the same overlap.
 fn spawn_page_fetcher(
     mut pager: AuditLogPager,
 ) -> (
@@ -79,12 +84,16 @@ fn spawn_page_fetcher(
     let (page_tx, page_rx) = mpsc::channel(1);
     let task = tokio::spawn(async move {
         loop {
+            let Ok(slot) = page_tx.reserve().await else {
+                return;
+            };
             let (item, last) = match pager.next_page().await {
                 Ok(Some(page)) => (Ok(page), false),
                 Ok(None) => return,
                 Err(error) => (Err(error), true),
             };
-            if page_tx.send(item).await.is_err() || last {
+            slot.send(item);
+            if last {
                 return;
             }
         }
@@ -92,28 +101,33 @@ fn spawn_page_fetcher(
     (page_rx, AbortOnDropHandle::new(task))
 }
 
-/// Starts a task that turns pages into events (`Normalizer::normalize_page`), keeping only
+/// Starts a thread of the blocking pool that turns pages into events
+/// (`Normalizer::normalize_page`, which uses further threads for a large page), keeping only
 /// records inside `keep` (a replay window). Ids depend on the order records are seen in
-/// (identical records are numbered), so this stage is one task per window.
+/// (identical records are numbered), so pages pass one at a time. The stage is CPU work, so it
+/// stays off the runtime's workers, which fetch and deliver meanwhile. It ends when the page
+/// channel closes or its receiver is dropped (at most one page later).
 fn spawn_normalizer(
     mut pages: mpsc::Receiver<Result<AuditLogPage, crate::lacework::Error>>,
     normalizer: Arc<Normalizer>,
     keep: Option<Range<i64>>,
-    mut ids: IdAssigner,
-) -> (
-    mpsc::Receiver<Result<NormalizedPage, crate::lacework::Error>>,
-    AbortOnDropHandle<()>,
-) {
+    mut window: WindowState,
+) -> mpsc::Receiver<Result<NormalizedPage, crate::lacework::Error>> {
     let (page_tx, page_rx) = mpsc::channel(1);
-    let task = tokio::spawn(async move {
-        while let Some(page) = pages.recv().await {
-            let page = page.map(|page| normalizer.normalize_page(&page, keep.as_ref(), &mut ids));
-            if page_tx.send(page).await.is_err() {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        loop {
+            // The slot first, then the next page (see `spawn_page_fetcher`).
+            let Ok(slot) = runtime.block_on(page_tx.reserve()) else {
                 return;
-            }
+            };
+            let Some(page) = pages.blocking_recv() else {
+                return;
+            };
+            slot.send(page.map(|page| normalizer.normalize_page(page, keep.as_ref(), &mut window)));
         }
     });
-    (page_rx, AbortOnDropHandle::new(task))
+    page_rx
 }
 
 /// Counters of one window.
@@ -244,7 +258,7 @@ impl WindowReader {
         let taken_before = self.store.taken(stream).await?;
         let started = std::time::Instant::now();
         let mut stats = WindowStats::default();
-        let (pager, ids) = match resume {
+        let (pager, window) = match resume {
             Some(point) => {
                 stats.pages = point.pages as usize;
                 stats.n_records = point.records as usize;
@@ -252,13 +266,13 @@ impl WindowReader {
                 (
                     self.client
                         .resume_audit_logs(&point.next_page, scope.priority())?,
-                    IdAssigner::resumed(point.keys),
+                    WindowState::resumed(point.keys),
                 )
             }
             None => (
                 self.client
                     .audit_logs(query.start_ms, query.end_ms, scope.priority()),
-                IdAssigner::default(),
+                WindowState::default(),
             ),
         };
         let mut batch: Vec<LifecycleEvent> = Vec::new();
@@ -267,10 +281,10 @@ impl WindowReader {
         // Three stages, each its own task, joined by one-slot channels: fetching (HTTP and the
         // page envelope), normalizing (parse, classify, hash), and here, deduplicating and
         // delivering. Throughput is the slowest stage's, not their sum, and at most a few
-        // pages are in memory however long the window. Dropping the handles stops the stages.
+        // pages are in memory however long the window. Dropping the fetcher's handle and the
+        // receiver stops the stages.
         let (pages, _fetcher) = spawn_page_fetcher(pager);
-        let (mut normalized, _normalizer) =
-            spawn_normalizer(pages, Arc::clone(&self.normalizer), keep, ids);
+        let mut normalized = spawn_normalizer(pages, Arc::clone(&self.normalizer), keep, window);
         loop {
             let page = tokio::select! {
                 () = shutdown.cancelled() => return Ok(Outcome::Cancelled),

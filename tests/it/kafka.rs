@@ -368,7 +368,10 @@ async fn outage_holds_the_checkpoint_then_everything_arrives(outage: Outage) {
     // librdkafka reconnects to each broker on its own backoff (up to 10 s), so a partition
     // whose leader is reached last can stall a second time right after the first recovery:
     // that is a second WARN and INFO pair, not a repeated message.
-    let stalls = done.stderr.matches("Kafka brokers are not acknowledging").count();
+    let stalls = done
+        .stderr
+        .matches("Kafka brokers are not acknowledging")
+        .count();
     let recoveries = done
         .stderr
         .matches("Kafka brokers acknowledge messages again")
@@ -379,7 +382,9 @@ async fn outage_holds_the_checkpoint_then_everything_arrives(outage: Outage) {
         tail(&done.stderr)
     );
     let last_stall = done.stderr.rfind("Kafka brokers are not acknowledging");
-    let last_recovery = done.stderr.rfind("Kafka brokers acknowledge messages again");
+    let last_recovery = done
+        .stderr
+        .rfind("Kafka brokers acknowledge messages again");
     assert!(
         last_recovery > last_stall,
         "the log ends recovered:\n{}",
