@@ -11,6 +11,16 @@
 #                       # API requests per hour of one live stream at the default settings
 #                       # (live polls, re-sweeps, nextPage, tokens) as a share of 480/h; time is
 #                       # scaled (60: one hour in 60 s), the fake API runs inside lae-bench
+#   ./scripts/bench.sh static [--records N] [--skip-baselines]
+#                       # the stdout and file-sink rows, the minimal loop, Python and curl
+#                       # against pages written once and served by nginx (installed with
+#                       # apt-get when missing), the fake stopped before the measured runs; prints
+#                       # CPU s per million events and the goals (stdout >= 1.0x the minimal loop,
+#                       # file sink >= 0.9x, peak RSS <= 48 MiB)
+#   ./scripts/bench.sh idle [--minutes 3]
+#                       # a caught-up daemon (`run`, poll.interval = 5s, a file sink) for M
+#                       # minutes: RSS median/max and VmHWM, CPU s/hour, polls and AuditLogs
+#                       # requests per hour (goals: RSS <= 16 MiB, one request per poll)
 # The Kafka rows need tansu (./scripts/test.sh installs it into .ci/cache); without it those
 # rows are skipped. The Python row installs `requests` into .ci/cache/py if it is missing.
 set -euo pipefail

@@ -1,5 +1,6 @@
-//! Comparison rows, bench code only: the same pages from the same fake, fetched by `curl`, by a
-//! minimal single-threaded Rust loop, and by Python `requests`.
+//! Comparison rows, bench code only: the same pages from the same API (the fake, or nginx's
+//! cache of it), fetched by `curl`, by a minimal single-threaded Rust loop, and by Python
+//! `requests`.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::fake::{Fake, windows};
+use crate::fake::{Api, windows};
 use crate::measure::{self, Cost};
 
 /// The query range every comparison row walks, in 7-day windows like the exporter.
@@ -64,7 +65,7 @@ fn page_summary(
 
 /// Token exchange and every page with one `curl` process per request, bodies to a scratch
 /// file; the bench reads only each page's leading `paging` object to follow `nextPage`.
-pub fn curl(fake: &Fake, range: Range, dir: &Path) -> Result<Fetched> {
+pub fn curl(api: &Api, range: Range, dir: &Path) -> Result<Fetched> {
     let started = Instant::now();
     let mut cost = Cost::default();
     let mut requests = 0u64;
@@ -73,15 +74,15 @@ pub fn curl(fake: &Fake, range: Range, dir: &Path) -> Result<Fetched> {
     // `-w '%{time_total}'` lines of every page request.
     let times_path = dir.join("curl-times.txt");
     let times = File::create(&times_path)?;
-    let body = json!({ "keyId": fake.key_id, "expiryTime": 3600 }).to_string();
+    let body = json!({ "keyId": api.key_id, "expiryTime": 3600 }).to_string();
     let (status, c) = measure::run(
         Command::new("curl")
             .args(["-sS", "--fail", "-X", "POST", "-o"])
             .arg(&token_file)
             .arg("-H")
-            .arg(format!("X-LW-UAKS: {}", fake.secret))
+            .arg(format!("X-LW-UAKS: {}", api.secret))
             .args(["-H", "Content-Type: application/json", "--data", &body])
-            .arg(format!("{}/api/v2/access/tokens", fake.base_url))
+            .arg(format!("{}/api/v2/access/tokens", api.base_url))
             .stdin(Stdio::null()),
     )?;
     cost.absorb(c);
@@ -96,7 +97,7 @@ pub fn curl(fake: &Fake, range: Range, dir: &Path) -> Result<Fetched> {
     for (start, end) in windows(range.from_ms, range.to_ms, range.window_ms) {
         let mut url = Some(format!(
             "{}/api/v2/AuditLogs?startTime={start}&endTime={end}",
-            fake.base_url
+            api.base_url
         ));
         while let Some(u) = url.take() {
             let (status, c) = measure::run(
@@ -151,14 +152,14 @@ fn flag<'a>(args: &'a [String], name: &str) -> Result<&'a str> {
 }
 
 /// The common arguments of the minimal loop and the Python script.
-fn loop_args(fake: &Fake, range: Range, out: &Path) -> Vec<OsString> {
+fn loop_args(api: &Api, range: Range, out: &Path) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "--base-url",
-        &fake.base_url,
+        &api.base_url,
         "--key-id",
-        &fake.key_id,
+        &api.key_id,
         "--secret",
-        &fake.secret,
+        &api.secret,
         "--from-ms",
         &range.from_ms.to_string(),
         "--to-ms",
@@ -196,13 +197,13 @@ fn run_loop(cmd: &mut Command, dir: &Path, name: &str) -> Result<Fetched> {
 }
 
 /// `lae-bench minimal-loop ...` as a child, measured like the exporter.
-pub fn minimal(fake: &Fake, range: Range, dir: &Path) -> Result<Fetched> {
+pub fn minimal(api: &Api, range: Range, dir: &Path) -> Result<Fetched> {
     let out = dir.join("minimal.ndjson");
     let exe = std::env::current_exe()?;
     let fetched = run_loop(
         Command::new(exe)
             .arg("minimal-loop")
-            .args(loop_args(fake, range, &out)),
+            .args(loop_args(api, range, &out)),
         dir,
         "minimal-loop",
     );
@@ -212,7 +213,7 @@ pub fn minimal(fake: &Fake, range: Range, dir: &Path) -> Result<Fetched> {
 
 /// `python3 crates/bench/baseline.py ...` (requests), measured like the exporter.
 pub fn python(
-    fake: &Fake,
+    api: &Api,
     range: Range,
     dir: &Path,
     script: &Path,
@@ -220,7 +221,7 @@ pub fn python(
 ) -> Result<Fetched> {
     let out = dir.join("python.ndjson");
     let mut cmd = Command::new("python3");
-    cmd.arg(script).args(loop_args(fake, range, &out));
+    cmd.arg(script).args(loop_args(api, range, &out));
     if let Some(p) = pythonpath {
         cmd.env("PYTHONPATH", p);
     }

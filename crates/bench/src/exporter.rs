@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::fake::Fake;
+use crate::fake::Api;
 use crate::measure::{self, Cost};
 
 /// The log line of a committed window (`pages=`, `n_events=` fields).
@@ -54,15 +54,27 @@ pub fn toml_string(s: &str) -> String {
     Value::from(s).to_string()
 }
 
+/// What a replay reads, and from where.
+pub struct Target<'a> {
+    pub api: &'a Api,
+    /// `--from` and `--to`, as the exporter takes them (`40d`, `now`, RFC 3339).
+    pub from: &'a str,
+    pub to: &'a str,
+    /// More `[lacework]` keys, one per line (or empty).
+    pub lacework_extra: &'a str,
+}
+
 /// Writes the configuration for one sink (`sink_toml` is its `[[sinks]]` table) in `dir`.
-fn write_config(dir: &Path, fake: &Fake, sink_toml: &str) -> Result<PathBuf> {
-    let secret_path = write_secret(dir, &fake.secret)?;
+fn write_config(dir: &Path, target: &Target<'_>, sink_toml: &str) -> Result<PathBuf> {
+    let api = target.api;
+    let secret_path = write_secret(dir, &api.secret)?;
     let config = format!(
         "[lacework]\n\
          base_url = {base}\n\
          key_id = {key}\n\
          secret_file = {secret}\n\
          org_access = true\n\
+         {extra}\
          \n\
          [poll]\n\
          window = \"7d\"\n\
@@ -74,8 +86,9 @@ fn write_config(dir: &Path, fake: &Fake, sink_toml: &str) -> Result<PathBuf> {
          include = \"all\"\n\
          \n\
          {sink_toml}",
-        base = toml_string(&fake.base_url),
-        key = toml_string(&fake.key_id),
+        base = toml_string(&api.base_url),
+        key = toml_string(&api.key_id),
+        extra = target.lacework_extra,
         secret = toml_string(&secret_path.to_string_lossy()),
         state = toml_string(&dir.join("state.db").to_string_lossy()),
     );
@@ -84,17 +97,16 @@ fn write_config(dir: &Path, fake: &Fake, sink_toml: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Runs `exporter replay --from FROM --to now` with stdout going to `stdout`.
+/// Runs `exporter replay --from FROM --to TO` with stdout going to `stdout`.
 pub fn replay(
     bin: &Path,
     dir: &Path,
-    fake: &Fake,
+    target: &Target<'_>,
     sink_toml: &str,
-    from: &str,
     stdout: Stdio,
 ) -> Result<Run> {
     std::fs::create_dir_all(dir)?;
-    let config = write_config(dir, fake, sink_toml)?;
+    let config = write_config(dir, target, sink_toml)?;
     let log_path = dir.join("exporter.log");
     let log = File::create(&log_path)?;
     let (status, cost) = measure::run(
@@ -106,7 +118,7 @@ pub fn replay(
                 "--log-level",
                 "info,lacework_audit_exporter::lacework::auth=debug",
             ])
-            .args(["replay", "--from", from, "--to", "now"])
+            .args(["replay", "--from", target.from, "--to", target.to])
             .env_remove("RUST_LOG")
             .env_remove("JOURNAL_STREAM")
             .env_remove("LACEWORK_AUDIT_EXPORTER_LOG")

@@ -17,23 +17,35 @@ pub const SEED: u64 = 42;
 /// Longest query window, as the exporter's `[poll] window = "7d"`.
 pub const WINDOW_MS: i64 = 7 * 24 * 3_600_000;
 
-/// A running fake and what clients need to talk to it.
-pub struct Fake {
+/// Where clients reach the API and with which key: the fake itself, or a proxy in front of it.
+#[derive(Debug, Clone)]
+pub struct Api {
     pub base_url: String,
     pub key_id: String,
     pub secret: String,
+}
+
+/// A running fake and what clients need to talk to it.
+pub struct Fake {
+    /// The fake's own address and key.
+    pub api: Api,
     /// How long generating the records took (until the fake printed its address).
     pub startup: Duration,
     _guard: Guard,
 }
 
-/// Starts `fake-lacework` with `records` records over the `days` days before now.
-pub fn start(bin: &Path, records: usize, days: u32) -> Result<Fake> {
+/// Starts `fake-lacework` with `records` records over the `days` days before now. With
+/// `public_origin`, its nextPage links name that origin (a proxy's) instead of its own.
+pub fn start(bin: &Path, records: usize, days: u32, public_origin: Option<&str>) -> Result<Fake> {
     let started = Instant::now();
-    let child = Command::new(bin)
-        .args(["--port", "0", "--records", &records.to_string()])
+    let mut cmd = Command::new(bin);
+    cmd.args(["--port", "0", "--records", &records.to_string()])
         .args(["--seed", &SEED.to_string(), "--days", &days.to_string()])
-        .args(["--page-size", &PAGE_SIZE.to_string()])
+        .args(["--page-size", &PAGE_SIZE.to_string()]);
+    if let Some(origin) = public_origin {
+        cmd.args(["--public-origin", origin]);
+    }
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -60,9 +72,11 @@ pub fn start(bin: &Path, records: usize, days: u32) -> Result<Fake> {
         bail!("fake-lacework exited right after starting");
     }
     Ok(Fake {
-        base_url,
-        key_id,
-        secret,
+        api: Api {
+            base_url,
+            key_id,
+            secret,
+        },
         startup: started.elapsed(),
         _guard: guard,
     })

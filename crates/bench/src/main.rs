@@ -3,17 +3,25 @@
 //!
 //! `lae-bench requests` (`requests.rs`) instead counts the API requests one live stream makes
 //! per hour at the default settings, in scaled time, against Lacework's 480 an hour.
+//! `lae-bench static` (`static_pages.rs`) measures the exporter and the comparison rows against
+//! pages written once and served by nginx, so that no API server shares the CPUs with them.
+//! `lae-bench idle` (`idle.rs`) measures a caught-up daemon's memory, CPU and requests.
 //!
 //! Builds nothing: `./scripts/bench.sh` runs `cargo build --release --workspace` first. See
 //! README.md, "Performance".
 
 mod baselines;
+mod daemon;
 mod exporter;
 mod fake;
+mod idle;
 mod kafka;
 mod measure;
+mod nginx;
 mod report;
 mod requests;
+mod rows;
+mod static_pages;
 mod webhook;
 
 use std::path::{Path, PathBuf};
@@ -23,13 +31,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 
 use baselines::Range;
-use report::{Row, group};
+use report::group;
+use rows::{Rows, STDOUT_ROW, add_note, fetched_row, sink_row};
 
 const USAGE: &str = "usage: lae-bench [--records N] [--days D] \
 [--sinks stdout,file,file-nofsync,kafka,kafka-eos,webhook] [--skip-baselines] [--bin-dir DIR]
        lae-bench minimal-loop --base-url URL --key-id ID --secret S --from-ms A --to-ms B \
 --window-ms W --out FILE
-       lae-bench requests [--scale S] [--hours H] [--per-minute N] [--accounts N] [--bin-dir DIR]";
+       lae-bench requests [--scale S] [--hours H] [--per-minute N] [--accounts N] [--bin-dir DIR]
+       lae-bench static [--records N] [--days D] [--skip-baselines] [--bin-dir DIR]
+       lae-bench idle [--minutes M] [--records N] [--bin-dir DIR]";
 
 /// The workspace root (this crate is `crates/bench`).
 fn root() -> PathBuf {
@@ -181,31 +192,39 @@ fn now_ms() -> i64 {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = if args.first().map(String::as_str) == Some("minimal-loop") {
-        baselines::minimal_loop_main(&args[1..])
-    } else if args.first().map(String::as_str) == Some("requests") {
-        match requests::parse_args(&args[1..]) {
-            Ok(o) => requests::bench(&o),
-            Err(e) => {
-                if !e.to_string().is_empty() {
-                    eprintln!("error: {e}");
-                }
-                eprintln!("{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        match parse_args(&args) {
-            Ok(o) => bench(&o),
-            Err(e) => {
-                if !e.to_string().is_empty() {
-                    eprintln!("error: {e}");
-                }
-                eprintln!("{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
+    let (command, rest) = match args.split_first() {
+        Some((first, rest)) if !first.starts_with('-') => (first.as_str(), rest),
+        _ => ("", &args[..]),
     };
+    match command {
+        "minimal-loop" => finish(baselines::minimal_loop_main(rest)),
+        "requests" => run(requests::parse_args(rest), |o| requests::bench(&o)),
+        "static" => run(static_pages::parse_args(rest), |o| static_pages::bench(&o)),
+        "idle" => run(idle::parse_args(rest), |o| idle::bench(&o)),
+        "" => run(parse_args(rest), |o| bench(&o)),
+        other => usage(anyhow::anyhow!("unknown command {other:?}")),
+    }
+}
+
+/// Runs `bench` with the parsed options, or reports the usage error.
+fn run<T>(parsed: Result<T>, bench: impl FnOnce(T) -> Result<()>) -> ExitCode {
+    match parsed {
+        Ok(o) => finish(bench(o)),
+        Err(e) => usage(e),
+    }
+}
+
+/// A usage error (an empty one: `--help`) exits 2 with the usage.
+fn usage(e: anyhow::Error) -> ExitCode {
+    if !e.to_string().is_empty() {
+        eprintln!("error: {e}");
+    }
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
+}
+
+/// A failed bench exits 1.
+fn finish(result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -213,84 +232,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Collects rows; a failed or skipped row is reported and the bench goes on.
-struct Rows {
-    rows: Vec<Row>,
-    skipped: Vec<String>,
-}
-
-impl Rows {
-    fn push(&mut self, name: &str, result: Result<Row>) {
-        match result {
-            Ok(row) => {
-                eprintln!(
-                    "{name}: {} events in {:.2} s",
-                    group(row.events),
-                    row.cost.wall.as_secs_f64()
-                );
-                self.rows.push(row);
-            }
-            Err(e) => {
-                let line = format!("{name}: failed: {e:#}");
-                eprintln!("{line}");
-                self.skipped.push(line);
-            }
-        }
-    }
-
-    fn skip(&mut self, line: String) {
-        eprintln!("{line}");
-        self.skipped.push(line);
-    }
-}
-
-fn fetched_row(name: &str, f: baselines::Fetched, expected: u64) -> Row {
-    let mut notes = Vec::new();
-    if f.records != expected {
-        notes.push(format!("{} records, expected {expected}", f.records));
-    }
-    if let Some(secs) = f.transfer_secs.filter(|s| *s > 0.0) {
-        notes.push(format!(
-            "time on the wire (sum of curl's time_total) {secs:.2} s = {} records/s; the rest \
-             of the wall time is starting one curl per request",
-            group((f.records as f64 / secs).round() as u64)
-        ));
-    }
-    let note = (!notes.is_empty()).then(|| format!("{name}: {}", notes.join("; ")));
-    Row {
-        name: name.to_owned(),
-        events: f.records,
-        cost: f.cost,
-        requests: Some(f.requests),
-        note,
-    }
-}
-
-fn sink_row(name: &str, events: u64, run: &exporter::Run, expected: u64) -> Row {
-    let mut notes = Vec::new();
-    if events != expected {
-        notes.push(format!("{events} events counted, expected {expected}"));
-    }
-    if run.logged_events != events {
-        notes.push(format!("the exporter logged {} events", run.logged_events));
-    }
-    Row {
-        name: name.to_owned(),
-        events,
-        cost: run.cost,
-        requests: Some(run.requests()),
-        note: (!notes.is_empty()).then(|| format!("{name}: {}", notes.join("; "))),
-    }
-}
-
-/// Appends `note` to the row's note (which starts with the row's name).
-fn add_note(row: &mut Row, note: String) {
-    row.note = Some(match row.note.take() {
-        Some(previous) => format!("{previous}; {note}"),
-        None => format!("{}: {note}", row.name),
-    });
 }
 
 fn bench(o: &Options) -> Result<()> {
@@ -322,10 +263,10 @@ fn bench(o: &Options) -> Result<()> {
 
     let start_fake = || -> Result<fake::Fake> {
         eprintln!("starting the fake API with {} records...", group(n));
-        let fake = fake::start(&bins.join("fake-lacework"), o.records, o.days)?;
+        let fake = fake::start(&bins.join("fake-lacework"), o.records, o.days, None)?;
         eprintln!(
             "fake API ready at {} after {:.1} s",
-            fake.base_url,
+            fake.api.base_url,
             fake.startup.as_secs_f64()
         );
         Ok(fake)
@@ -343,20 +284,17 @@ fn bench(o: &Options) -> Result<()> {
         window_ms: fake::WINDOW_MS,
     };
 
-    let mut rows = Rows {
-        rows: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut rows = Rows::new();
     let mut minimal_rate = None;
     let mut python_rate = None;
     let mut baseline_rows = Vec::new();
     if !o.skip_baselines {
         eprintln!("curl raw fetch...");
-        let r = baselines::curl(&fake, range, dir).map(|f| fetched_row("curl raw fetch", f, n));
+        let r = baselines::curl(&fake.api, range, dir).map(|f| fetched_row("curl raw fetch", f, n));
         rows.push("curl raw fetch", r);
         eprintln!("minimal Rust loop...");
-        let r =
-            baselines::minimal(&fake, range, dir).map(|f| fetched_row("minimal Rust loop", f, n));
+        let r = baselines::minimal(&fake.api, range, dir)
+            .map(|f| fetched_row("minimal Rust loop", f, n));
         if let Ok(row) = &r {
             minimal_rate = Some(row.rate());
         }
@@ -365,7 +303,7 @@ fn bench(o: &Options) -> Result<()> {
         match baselines::ensure_requests(&root.join(".ci/cache/py")) {
             Ok(pythonpath) => {
                 let script = root.join("crates/bench/baseline.py");
-                let r = baselines::python(&fake, range, dir, &script, pythonpath)
+                let r = baselines::python(&fake.api, range, dir, &script, pythonpath)
                     .map(|f| fetched_row("Python requests", f, n));
                 if let Ok(row) = &r {
                     python_rate = Some(row.rate());
@@ -392,63 +330,19 @@ fn bench(o: &Options) -> Result<()> {
         fake_used = true;
         match sink {
             Sink::Stdout => {
-                eprintln!("exporter -> stdout...");
-                let d = dir.join("stdout");
-                let r = (|| {
-                    std::fs::create_dir_all(&d)?;
-                    let out = d.join("events.ndjson");
-                    let file = std::fs::File::create(&out)?;
-                    let run = exporter::replay(
-                        &exporter_bin,
-                        &d,
-                        &fake,
-                        "[[sinks]]\ntype = \"stdout\"\n",
-                        &from,
-                        Stdio::from(file),
-                    )?;
-                    let events = exporter::count_lines(&out)?;
-                    let _ = std::fs::remove_file(&out);
-                    Ok(sink_row("exporter -> stdout (file)", events, &run, n))
-                })();
+                eprintln!("{STDOUT_ROW}...");
+                let r = rows::stdout_row(
+                    &exporter_bin,
+                    &dir.join("stdout"),
+                    &live_target(&fake, &from),
+                    n,
+                );
                 rows.push("stdout", r);
             }
             Sink::File { fsync } => {
-                let name = if *fsync {
-                    "exporter -> file"
-                } else {
-                    "exporter -> file (fsync = false)"
-                };
-                eprintln!("{name}...");
+                eprintln!("{}...", rows::file_row_name(*fsync));
                 let d = dir.join(sink.name());
-                let r = (|| {
-                    std::fs::create_dir_all(&d)?;
-                    let out = d.join("events.ndjson");
-                    // The defaults but `rotate_keep`: at its maximum no rotated file is
-                    // deleted before it is counted.
-                    let mut sink_toml = format!(
-                        "[[sinks]]\ntype = \"file\"\npath = {}\nrotate_keep = 1000\n",
-                        exporter::toml_string(&out.to_string_lossy())
-                    );
-                    if !fsync {
-                        sink_toml.push_str("fsync = false\n");
-                    }
-                    let run = exporter::replay(
-                        &exporter_bin,
-                        &d,
-                        &fake,
-                        &sink_toml,
-                        &from,
-                        Stdio::null(),
-                    )?;
-                    let counted = exporter::count_rotated_lines(&out);
-                    exporter::remove_rotated(&out);
-                    let (events, n_files) = counted?;
-                    let mut row = sink_row(name, events, &run, n);
-                    if n_files > 1 {
-                        add_note(&mut row, format!("{n_files} files (rotated at 100 MiB)"));
-                    }
-                    Ok(row)
-                })();
+                let r = rows::file_row(&exporter_bin, &d, &live_target(&fake, &from), *fsync, n);
                 rows.push(sink.name(), r);
             }
             Sink::Kafka => {
@@ -466,8 +360,13 @@ fn bench(o: &Options) -> Result<()> {
                         "[[sinks]]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopic = \"bench\"\nkey = \"id\"\n",
                         broker.bootstrap
                     );
-                    let run =
-                        exporter::replay(&exporter_bin, &d, &fake, &sink, &from, Stdio::null())?;
+                    let run = exporter::replay(
+                        &exporter_bin,
+                        &d,
+                        &live_target(&fake, &from),
+                        &sink,
+                        Stdio::null(),
+                    )?;
                     let events = broker.count_messages("bench")?;
                     Ok(sink_row("exporter -> kafka (tansu)", events, &run, n))
                 })();
@@ -491,8 +390,13 @@ fn bench(o: &Options) -> Result<()> {
                          exactly_once = true\nstate_topic = \"bench.state\"\n",
                         broker.bootstrap
                     );
-                    let run =
-                        exporter::replay(&exporter_bin, &d, &fake, &sink, &from, Stdio::null())?;
+                    let run = exporter::replay(
+                        &exporter_bin,
+                        &d,
+                        &live_target(&fake, &from),
+                        &sink,
+                        Stdio::null(),
+                    )?;
                     let counted = broker.count_transactional("bench", "bench.state")?;
                     let mut row = sink_row(name, counted.events, &run, n);
                     if counted.duplicates > 0 {
@@ -535,8 +439,13 @@ fn bench(o: &Options) -> Result<()> {
                         "[[sinks]]\ntype = \"webhook\"\nurl = \"{}\"\nbatch_max_events = 500\n",
                         receiver.url
                     );
-                    let run =
-                        exporter::replay(&exporter_bin, &d, &fake, &sink, &from, Stdio::null())?;
+                    let run = exporter::replay(
+                        &exporter_bin,
+                        &d,
+                        &live_target(&fake, &from),
+                        &sink,
+                        Stdio::null(),
+                    )?;
                     // The exporter only exits once every batch was answered.
                     std::thread::sleep(Duration::from_millis(50));
                     let mut row = sink_row("exporter -> webhook", receiver.events(), &run, n);
@@ -556,7 +465,17 @@ fn bench(o: &Options) -> Result<()> {
     let load_end = load_average();
     all.extend(baseline_rows);
     println!();
-    print!("{}", report::table(&all, minimal_rate, python_rate));
+    let baselines = [
+        report::Baseline {
+            name: "minimal loop",
+            rate: minimal_rate,
+        },
+        report::Baseline {
+            name: "Python",
+            rate: python_rate,
+        },
+    ];
+    print!("{}", report::table(&all, &baselines));
     println!();
     println!(
         "events: stdout = lines written, file = lines in the file and its rotated files, \
@@ -601,6 +520,16 @@ fn bench(o: &Options) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A replay of the last `from` (e.g. `40d`) to now, straight from `fake`.
+fn live_target<'a>(fake: &'a fake::Fake, from: &'a str) -> exporter::Target<'a> {
+    exporter::Target {
+        api: &fake.api,
+        from,
+        to: "now",
+        lacework_extra: "",
+    }
 }
 
 /// The commit, whether `src/` has uncommitted changes, and when the exporter binary was built.

@@ -24,6 +24,18 @@ impl Row {
             0.0
         }
     }
+
+    /// CPU seconds per million events: the cost of the work, whatever the wall time.
+    pub fn cpu_per_million(&self) -> Option<f64> {
+        (self.events > 0).then(|| self.cost.cpu.as_secs_f64() * 1e6 / self.events as f64)
+    }
+}
+
+/// A rate the rows are compared with, as a column `vs <name>`.
+pub struct Baseline<'a> {
+    pub name: &'a str,
+    /// Its events (records) per second, if it ran.
+    pub rate: Option<f64>,
 }
 
 fn ratio(rate: f64, base: Option<f64>) -> String {
@@ -33,33 +45,39 @@ fn ratio(rate: f64, base: Option<f64>) -> String {
     }
 }
 
-/// Renders the rows as a Markdown table (readable in a terminal, pasteable in the README).
-pub fn table(rows: &[Row], minimal: Option<f64>, python: Option<f64>) -> String {
-    let header = [
+/// Renders the rows as a Markdown table (readable in a terminal, pasteable in the README),
+/// with one ratio column per baseline.
+pub fn table(rows: &[Row], baselines: &[Baseline<'_>]) -> String {
+    let mut header: Vec<String> = [
         "sink / row",
         "events",
         "wall s",
         "events/s",
         "CPU s",
+        "CPU s per million events",
         "peak RSS MiB",
         "requests",
-        "vs minimal loop",
-        "vs Python",
-    ];
-    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    header.extend(baselines.iter().map(|b| format!("vs {}", b.name)));
+    let mut cells: Vec<Vec<String>> = vec![header];
     for row in rows {
         let rate = row.rate();
-        cells.push(vec![
+        let mut line = vec![
             row.name.clone(),
             group(row.events),
             format!("{:.2}", row.cost.wall.as_secs_f64()),
             group(rate.round() as u64),
             format!("{:.2}", row.cost.cpu.as_secs_f64()),
+            row.cpu_per_million()
+                .map_or_else(|| "-".to_owned(), |c| format!("{c:.2}")),
             format!("{:.1}", row.cost.max_rss_kib as f64 / 1024.0),
             row.requests.map_or_else(|| "-".to_owned(), group),
-            ratio(rate, minimal),
-            ratio(rate, python),
-        ]);
+        ];
+        line.extend(baselines.iter().map(|b| ratio(rate, b.rate)));
+        cells.push(line);
     }
     markdown(&cells)
 }

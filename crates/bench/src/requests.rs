@@ -8,18 +8,14 @@
 //! log; what the fake logs during one scaled hour after the first catch-up is what one real hour
 //! costs.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use fake_lacework::{FakeConfig, FakeLacework, GenerateSpec, RateLimit, parse_query_time};
 use serde_json::Value;
 
-use crate::measure::Guard;
+use crate::daemon::{self, CAUGHT_UP_LINE, LogLine, RESWEEP_LINE, TOKEN_LINE, WINDOW_LINE};
 use crate::report::{group, markdown};
 
 /// Lacework's budget: requests per hour per user and endpoint.
@@ -34,11 +30,6 @@ const AUDIT_LOGS_PATH: &str = "/api/v2/AuditLogs";
 const USER_PROFILE_PATH: &str = "/api/v2/UserProfile";
 const TEAM_USERS_PATH: &str = "/api/v2/TeamUsers";
 const TEAM_MEMBERS_PATH: &str = "/api/v2/TeamMembers";
-/// The exporter's debug line once the live walk has nothing left to read.
-const CAUGHT_UP_LINE: &str = "Caught up; waiting for the next poll.";
-const WINDOW_LINE: &str = "Window delivered and committed.";
-const RESWEEP_LINE: &str = "Re-sweep started.";
-const TOKEN_LINE: &str = "Access token obtained.";
 /// How long the first catch-up may take before the bench gives up.
 const WARM_UP_LIMIT: Duration = Duration::from_secs(120);
 
@@ -97,21 +88,21 @@ pub fn parse_args(args: &[String]) -> Result<Options> {
 /// The timing settings of one exporter: the defaults of `config.example.toml` and
 /// `src/config/{poll,lacework}.rs`, or those divided by the scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Timing {
-    interval: Duration,
-    window: Duration,
-    settle: Duration,
-    lookback: Duration,
-    overlap: Duration,
-    resweep: Duration,
-    resweep_every: Duration,
-    token_ttl: Duration,
+pub(crate) struct Timing {
+    pub(crate) interval: Duration,
+    pub(crate) window: Duration,
+    pub(crate) settle: Duration,
+    pub(crate) lookback: Duration,
+    pub(crate) overlap: Duration,
+    pub(crate) resweep: Duration,
+    pub(crate) resweep_every: Duration,
+    pub(crate) token_ttl: Duration,
     /// `[lacework] rate_limit`: this many requests per `rate_period`.
-    rate_requests: u32,
-    rate_period: Duration,
+    pub(crate) rate_requests: u32,
+    pub(crate) rate_period: Duration,
 }
 
-const DEFAULTS: Timing = Timing {
+pub(crate) const DEFAULTS: Timing = Timing {
     interval: Duration::from_secs(60),
     window: Duration::from_secs(86_400),
     settle: Duration::from_secs(120),
@@ -177,7 +168,7 @@ impl Timing {
 }
 
 /// A duration as the exporter's configuration writes it: `1m`, `24m`, `10s`, `8571ms`.
-fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         "0s".to_owned()
@@ -194,7 +185,7 @@ fn human(d: Duration) -> String {
 
 /// What one logged request was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// A first AuditLogs page reading recent time: the live walk.
     LivePoll,
     /// A first AuditLogs page reading back to about `now - resweep`.
@@ -222,7 +213,7 @@ const KINDS: [Kind; 7] = [
 ];
 
 impl Kind {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::LivePoll => "live polls",
             Kind::ResweepRead => "re-sweep reads",
@@ -237,16 +228,16 @@ impl Kind {
 
 /// How far before now each kind of first-page query starts, in steady state (ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Reach {
+pub(crate) struct Reach {
     /// A live poll reads from its previous end minus `overlap`, and that end was
     /// `now - settle` one `interval` ago: `settle + interval + overlap`.
-    live_ms: i64,
+    pub(crate) live_ms: i64,
     /// A re-sweep reads from `now - settle - resweep`; `None` when re-sweeps are off.
-    resweep_ms: Option<i64>,
+    pub(crate) resweep_ms: Option<i64>,
 }
 
 impl Reach {
-    fn of(timing: &Timing) -> Reach {
+    pub(crate) fn of(timing: &Timing) -> Reach {
         let ms = |d: Duration| d.as_millis() as i64;
         Reach {
             live_ms: ms(timing.settle + timing.interval + timing.overlap),
@@ -261,7 +252,13 @@ impl Reach {
 /// defaults a re-sweep reaches back 1d + settle and a live window may be 1d + overlap long.)
 /// A live catch-up reaching back over half a re-sweep, which a caught-up stream never makes,
 /// would count as a re-sweep read.
-fn classify(method: &str, path: &str, query: Option<&str>, now_ms: i64, reach: Reach) -> Kind {
+pub(crate) fn classify(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    now_ms: i64,
+    reach: Reach,
+) -> Kind {
     if method == "POST" && path == TOKENS_PATH {
         return Kind::Token;
     }
@@ -304,99 +301,6 @@ struct Seen {
     kind: Kind,
     /// The `Account-Name` header, upper-cased (none with `org_access = true`).
     account: Option<String>,
-}
-
-/// One line of the exporter's JSON log that the bench cares about.
-struct LogLine {
-    at: Instant,
-    level: String,
-    message: String,
-    /// The `stream` field (the account's stream), if any.
-    stream: String,
-    pages: u64,
-}
-
-/// The exporter's stderr, read by a thread: every line goes to a file, parsed lines are kept.
-struct ExporterLog {
-    lines: Arc<Mutex<Vec<LogLine>>>,
-    path: PathBuf,
-}
-
-impl ExporterLog {
-    fn start(stderr: std::process::ChildStderr, path: &Path) -> Result<ExporterLog> {
-        let mut file = File::create(path)?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let at = Instant::now();
-                let _ = writeln!(file, "{line}");
-                if let Ok(entry) = serde_json::from_str::<Value>(&line) {
-                    let text = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
-                    let parsed = LogLine {
-                        at,
-                        level: text("level"),
-                        message: text("message"),
-                        stream: text("stream"),
-                        pages: entry["pages"].as_u64().unwrap_or(0),
-                    };
-                    kept.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(parsed);
-                }
-            }
-        });
-        Ok(ExporterLog {
-            lines,
-            path: path.to_owned(),
-        })
-    }
-
-    /// When the exporter first logged `message`.
-    fn first(&self, message: &str) -> Option<Instant> {
-        self.lock()
-            .iter()
-            .find(|l| l.message == message)
-            .map(|l| l.at)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<LogLine>> {
-        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// When `n` distinct streams had logged `message`, if they have.
-    fn nth_stream(&self, message: &str, n: usize) -> Option<Instant> {
-        let mut streams: Vec<&str> = Vec::new();
-        let lines = self.lock();
-        for line in lines.iter().filter(|l| l.message == message) {
-            if !streams.contains(&line.stream.as_str()) {
-                streams.push(&line.stream);
-                if streams.len() >= n {
-                    return Some(line.at);
-                }
-            }
-        }
-        None
-    }
-
-    /// How many distinct streams have logged `message`.
-    fn streams(&self, message: &str) -> usize {
-        let mut streams: Vec<String> = Vec::new();
-        for line in self.lock().iter().filter(|l| l.message == message) {
-            if !streams.contains(&line.stream) {
-                streams.push(line.stream.clone());
-            }
-        }
-        streams.len()
-    }
-
-    /// The last lines of the raw log, for error messages.
-    fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
 }
 
 pub fn bench(o: &Options) -> Result<()> {
@@ -540,28 +444,7 @@ pub fn bench(o: &Options) -> Result<()> {
 
     eprintln!("starting the exporter (run) against the fake API...");
     let started = Instant::now();
-    let mut child = Command::new(&exporter_bin)
-        .arg("--config")
-        .arg(&config_path)
-        .args(["--log-format", "json"])
-        .args([
-            "--log-level",
-            "info,lacework_audit_exporter::poller=debug,lacework_audit_exporter::lacework::auth=debug",
-        ])
-        .arg("run")
-        .env_remove("RUST_LOG")
-        .env_remove("JOURNAL_STREAM")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LACEWORK_AUDIT_EXPORTER_LOG")
-        .env_remove("LACEWORK_AUDIT_EXPORTER_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", exporter_bin.display()))?;
-    let stderr = child.stderr.take().context("exporter stderr")?;
-    let mut guard = Guard::new(child, Duration::from_secs(5));
-    let log = ExporterLog::start(stderr, &dir.join("exporter.log"))?;
+    let (mut guard, log) = daemon::spawn_run(&exporter_bin, &config_path, dir)?;
 
     // Watch the fake's log until the measured hours are over; each request is stamped and
     // sorted when it first appears (within a few ms of its arrival).

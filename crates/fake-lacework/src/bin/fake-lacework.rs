@@ -4,6 +4,8 @@
 //! curl comparisons) can read them from stdout. `--rate-limit 480/1h` enforces the real API's
 //! budget (429 once a client outruns it); without it the `RateLimit-*` headers are advisory.
 //! `--wording actor-first` words records as Lacework's real sample does (the actor first).
+//! `--public-origin URL` puts another origin in nextPage links, for a proxy in front of the fake
+//! (the benchmark's nginx cache), since clients refuse links to an origin they did not call.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ const USAGE: &str = "\
 usage: fake-lacework [--port P] [--records N] [--seed S] [--days D] [--page-size K]
                      [--time-format mixed|millis|seconds|epoch] [--rate-limit N/PERIOD]
                      [--wording object-first|actor-first|mixed] [--refuse-team-users]
+                     [--public-origin URL]
 
   --port P              port on 127.0.0.1 (default 0: any free port)
   --records N           records to generate (default 10000)
@@ -35,7 +38,9 @@ usage: fake-lacework [--port P] [--records N] [--seed S] [--days D] [--page-size
                         look-alikes and leaves userAction out of some records; mixed picks
                         either wording per record
   --refuse-team-users   answer GET /api/v2/TeamUsers with 403, so clients must fall back to
-                        the legacy TeamMembers";
+                        the legacy TeamMembers
+  --public-origin URL   write nextPage links on this origin (http://host:port) instead of the
+                        fake's own, for clients that reach the fake through a proxy there";
 
 struct Args {
     port: u16,
@@ -47,6 +52,8 @@ struct Args {
     rate_limit: Option<RateLimit>,
     wording: Wording,
     refuse_team_users: bool,
+    /// The origin nextPage links name, when clients come through a proxy.
+    public_origin: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -65,6 +72,7 @@ fn parse_args_from(mut it: impl Iterator<Item = String>) -> Result<Args, String>
         rate_limit: None,
         wording: Wording::ObjectFirst,
         refuse_team_users: false,
+        public_origin: None,
     };
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
@@ -83,6 +91,7 @@ fn parse_args_from(mut it: impl Iterator<Item = String>) -> Result<Args, String>
             "--time-format",
             "--rate-limit",
             "--wording",
+            "--public-origin",
         ];
         if !FLAGS.contains(&flag.as_str()) {
             return Err(format!("unknown argument {flag}"));
@@ -113,6 +122,14 @@ fn parse_args_from(mut it: impl Iterator<Item = String>) -> Result<Args, String>
                     )
                 })?
             }
+            "--public-origin" => {
+                args.public_origin = Some(parse_origin(&value).ok_or_else(|| {
+                    format!(
+                        "invalid value {value:?} for {flag} (expected an origin such as \
+                         http://127.0.0.1:8080)"
+                    )
+                })?)
+            }
             "--rate-limit" => {
                 args.rate_limit = Some(parse_rate_limit(&value).ok_or_else(|| {
                     format!("invalid value {value:?} for {flag} (expected e.g. 480/1h)")
@@ -125,6 +142,16 @@ fn parse_args_from(mut it: impl Iterator<Item = String>) -> Result<Args, String>
         return Err("--page-size must be at least 1".to_owned());
     }
     Ok(args)
+}
+
+/// `http://host[:port]` or `https://...`, without a path (a trailing `/` is dropped): nextPage
+/// links are this plus the fake's own path, so anything more would break them.
+fn parse_origin(s: &str) -> Option<String> {
+    let s = s.trim().trim_end_matches('/');
+    let host = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))?;
+    (!host.is_empty() && !host.contains(['/', '?', '#', ' '])).then(|| s.to_owned())
 }
 
 /// `N/PERIOD`, e.g. `480/1h`; both parts must be non-zero.
@@ -176,6 +203,7 @@ async fn main() -> ExitCode {
     };
     fake.set_rate_limit(args.rate_limit);
     fake.set_refuse_team_users(args.refuse_team_users);
+    fake.set_foreign_next_page(args.public_origin.clone());
     let end = Utc::now();
     fake.generate(&GenerateSpec {
         seed: args.seed,
@@ -239,6 +267,28 @@ mod tests {
         );
         assert!(parse(&["--wording", "backwards"]).is_err());
         assert!(parse(&["--wording"]).is_err());
+    }
+
+    #[test]
+    fn public_origin_flag() {
+        assert_eq!(parse(&[]).unwrap().public_origin, None);
+        for (input, expected) in [
+            ("http://127.0.0.1:8080", Some("http://127.0.0.1:8080")),
+            ("http://127.0.0.1:8080/", Some("http://127.0.0.1:8080")),
+            ("https://proxy.example", Some("https://proxy.example")),
+            ("127.0.0.1:8080", None),
+            ("ftp://127.0.0.1", None),
+            ("http://", None),
+            ("http://127.0.0.1:8080/api", None),
+            ("http://127.0.0.1:8080?a=1", None),
+        ] {
+            let got = parse(&["--public-origin", input]).map(|a| a.public_origin);
+            match expected {
+                Some(origin) => assert_eq!(got, Ok(Some(origin.to_owned())), "{input}"),
+                None => assert!(got.is_err(), "{input}"),
+            }
+        }
+        assert!(parse(&["--public-origin"]).is_err());
     }
 
     #[test]
