@@ -147,15 +147,19 @@ impl Normalizer {
         };
         let n_events = runs.iter().map(|run| run.events.len()).sum();
         normalized.keys.reserve(n_events);
-        normalized.events.reserve(n_events);
-        for run in runs {
+        for mut run in runs {
             normalized.n_outside += run.n_outside;
-            for (digest, mut event) in run.events {
-                event.id = window.ids.next_id(&digest);
+            for (event, digest) in run.events.iter_mut().zip(&run.digests) {
+                event.id = window.ids.next_id(digest);
                 normalized
                     .keys
                     .push(digest[..16].try_into().expect("16 bytes"));
-                normalized.events.push(event);
+            }
+            // The first run's events become the page's; later runs are appended (one copy).
+            if normalized.events.is_empty() {
+                normalized.events = run.events;
+            } else {
+                normalized.events.append(&mut run.events);
             }
         }
         normalized
@@ -170,6 +174,7 @@ impl Normalizer {
     ) -> Run {
         let mut run = Run {
             events: Vec::with_capacity(records.len()),
+            digests: Vec::with_capacity(records.len()),
             n_outside: 0,
         };
         for raw in records {
@@ -195,7 +200,8 @@ impl Normalizer {
             let digest = content_digest(&record);
             let fields = self.event_fields(&record, event_type, target);
             drop(record);
-            run.events.push((digest, fields.into_event(one_line(raw))));
+            run.digests.push(digest);
+            run.events.push(fields.into_event(one_line(raw)));
         }
         run
     }
@@ -231,9 +237,10 @@ impl Normalizer {
     }
 }
 
-/// The events of one run of a page, in order, each with the content digest its id comes from.
+/// The events of one run of a page, in order, and the content digest each one's id comes from.
 struct Run {
-    events: Vec<([u8; 32], LifecycleEvent)>,
+    events: Vec<LifecycleEvent>,
+    digests: Vec<[u8; 32]>,
     /// Records whose time is outside the range kept.
     n_outside: usize,
 }
