@@ -322,9 +322,7 @@ impl Sink for FileSink {
 
     async fn deliver(&self, batch: &[LifecycleEvent]) -> Result<(), Error> {
         let mut bytes = Vec::with_capacity(batch.len() * 512);
-        for event in batch {
-            crate::formats::encode_line(self.config.format, event, &mut bytes);
-        }
+        crate::formats::encode_lines(self.config.format, batch, &mut bytes);
         self.with_file(move |writer, slot| writer.write(slot, bytes))
             .await
     }
