@@ -58,38 +58,5 @@ pub fn encode_line(format: EventFormat, event: &LifecycleEvent, out: &mut Vec<u8
     }
 }
 
-/// Events below which encoding stays on one thread: a second costs about as much to start as
-/// encoding a few dozen.
-const MIN_EVENTS_PER_THREAD: usize = 256;
-
-/// Appends every event as a line (`encode_line`), in order, encoding the second half on a
-/// thread of its own when there are many: encoding is most of what a file or stdout sink
-/// spends per event, and it runs while the other stages wait for that sink.
-pub fn encode_lines(format: EventFormat, events: &[LifecycleEvent], out: &mut Vec<u8>) {
-    let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-    if !parallel || events.len() < 2 * MIN_EVENTS_PER_THREAD {
-        for event in events {
-            encode_line(format, event, out);
-        }
-        return;
-    }
-    let (first, second) = events.split_at(events.len() / 2);
-    let mut second_lines = Vec::with_capacity(out.capacity().saturating_sub(out.len()) / 2);
-    std::thread::scope(|scope| {
-        let worker = scope.spawn(|| {
-            for event in second {
-                encode_line(format, event, &mut second_lines);
-            }
-        });
-        for event in first {
-            encode_line(format, event, out);
-        }
-        if let Err(panic) = worker.join() {
-            std::panic::resume_unwind(panic);
-        }
-    });
-    out.extend_from_slice(&second_lines);
-}
-
 #[cfg(test)]
 mod tests;

@@ -268,20 +268,3 @@ fn schema_names_carry_the_versions() {
     assert_eq!(ocsf::SCHEMA_NAME, format!("ocsf/{}", ocsf::OCSF_VERSION));
     assert_eq!(ecs::SCHEMA_NAME, format!("ecs/{}", ecs::ECS_VERSION));
 }
-
-#[test]
-fn lines_encoded_on_two_threads_are_the_lines_of_one_in_order() {
-    for format in [EventFormat::Json, EventFormat::Ocsf, EventFormat::Ecs] {
-        for n in [0, 10, 2 * MIN_EVENTS_PER_THREAD as u32, 1_001] {
-            let events: Vec<LifecycleEvent> = (0..n).map(event).collect();
-            let mut one_thread = Vec::new();
-            for event in &events {
-                encode_line(format, event, &mut one_thread);
-            }
-            let mut lines = b"kept\n".to_vec();
-            encode_lines(format, &events, &mut lines);
-            assert_eq!(&lines[..5], b"kept\n", "what the buffer held stays first");
-            assert_eq!(lines[5..], one_thread[..], "{format:?}, {n} events");
-        }
-    }
-}

@@ -30,12 +30,10 @@ impl StdoutConfig {
     }
 }
 
-/// About the bytes of encoded lines written at a time: a batch of thousands of events goes
-/// out in pieces instead of being held encoded whole (5,000 events are about 7 MiB).
+/// Bytes of encoded lines written at a time: a batch of thousands of events goes out in
+/// pieces of about this size instead of being held encoded whole (5,000 events are about
+/// 7 MiB).
 const WRITE_CHUNK: usize = 1 << 20;
-
-/// Events per piece: about `WRITE_CHUNK` bytes of Lacework's records.
-const EVENTS_PER_PIECE: usize = 1024;
 
 /// Writes NDJSON to standard output and flushes after every piece of a batch.
 pub struct StdoutSink {
@@ -57,12 +55,17 @@ impl Sink for StdoutSink {
     }
 
     async fn deliver(&self, batch: &[LifecycleEvent]) -> Result<(), Error> {
-        // Room for a piece and then some, so the buffer is not grown (and copied) while a
-        // piece is encoded; pages never written to cost no memory.
+        let mut events = batch.iter().peekable();
+        // Room for the line that crosses `WRITE_CHUNK`, so the buffer is not grown (and copied)
+        // at the end of every piece; pages never written to cost no memory.
         let mut buffer = Vec::with_capacity(2 * WRITE_CHUNK.min(batch.len() * 1024));
-        for piece in batch.chunks(EVENTS_PER_PIECE) {
+        while events.peek().is_some() {
             buffer.clear();
-            crate::formats::encode_lines(self.format, piece, &mut buffer);
+            while buffer.len() < WRITE_CHUNK
+                && let Some(event) = events.next()
+            {
+                crate::formats::encode_line(self.format, event, &mut buffer);
+            }
             buffer = self.write(buffer).await?;
         }
         Ok(())

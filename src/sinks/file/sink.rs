@@ -322,7 +322,9 @@ impl Sink for FileSink {
 
     async fn deliver(&self, batch: &[LifecycleEvent]) -> Result<(), Error> {
         let mut bytes = Vec::with_capacity(batch.len() * 512);
-        crate::formats::encode_lines(self.config.format, batch, &mut bytes);
+        for event in batch {
+            crate::formats::encode_line(self.config.format, event, &mut bytes);
+        }
         self.with_file(move |writer, slot| writer.write(slot, bytes))
             .await
     }
