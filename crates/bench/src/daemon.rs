@@ -23,6 +23,18 @@ pub const RESWEEP_LINE: &str = "Re-sweep started.";
 /// The debug line of a token exchange.
 pub const TOKEN_LINE: &str = "Access token obtained.";
 
+/// A temporary directory for one bench (`lae-bench-{name}-…`) holding a copy of the exporter
+/// from `bins`, so a rebuild in target/release during the run cannot swap the binary.
+pub fn snapshot_exporter(name: &str, bins: &Path) -> Result<(tempfile::TempDir, PathBuf)> {
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("lae-bench-{name}-"))
+        .tempdir()?;
+    let exporter_bin = tmp.path().join("lacework-audit-exporter");
+    std::fs::copy(bins.join("lacework-audit-exporter"), &exporter_bin)
+        .context("copying lacework-audit-exporter")?;
+    Ok((tmp, exporter_bin))
+}
+
 /// Starts `bin --config CONFIG run` with the poller and token exchanges at debug level (the
 /// lines above), stdout discarded and the log kept in `dir/exporter.log`. The guard stops it.
 pub fn spawn_run(bin: &Path, config: &Path, dir: &Path) -> Result<(Guard, ExporterLog)> {

@@ -159,14 +159,8 @@ pub fn bench(o: &Options) -> Result<()> {
     println!("exporter: {}", crate::build_info(&root, &bins));
     println!("load average at start: {}", crate::load_average());
 
-    let tmp = tempfile::Builder::new()
-        .prefix("lae-bench-idle-")
-        .tempdir()?;
+    let (tmp, exporter_bin) = crate::daemon::snapshot_exporter("idle", &bins)?;
     let dir = tmp.path();
-    // A copy, so a rebuild in target/release during the run cannot swap the binary.
-    let exporter_bin = dir.join("lacework-audit-exporter");
-    std::fs::copy(bins.join("lacework-audit-exporter"), &exporter_bin)
-        .context("copying lacework-audit-exporter")?;
 
     // One worker: the fake serves a request every few seconds.
     let runtime = tokio::runtime::Builder::new_multi_thread()

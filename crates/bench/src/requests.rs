@@ -352,14 +352,8 @@ pub fn bench(o: &Options) -> Result<()> {
         println!("scaled [reconcile] every {}", human(hour));
     }
 
-    let tmp = tempfile::Builder::new()
-        .prefix("lae-bench-requests-")
-        .tempdir()?;
+    let (tmp, exporter_bin) = crate::daemon::snapshot_exporter("requests", &bins)?;
     let dir = tmp.path();
-    // A copy, so a rebuild in target/release during the run cannot swap the binary.
-    let exporter_bin = dir.join("lacework-audit-exporter");
-    std::fs::copy(bins.join("lacework-audit-exporter"), &exporter_bin)
-        .context("copying lacework-audit-exporter")?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
