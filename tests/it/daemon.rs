@@ -318,3 +318,39 @@ async fn daemon_outlives_an_outage_longer_than_its_retries() {
     done.expect_code(0);
     assert_exactly_once(&done.events(), &expected, "daemon after an outage");
 }
+
+/// A caught-up daemon asks AuditLogs once per poll: each poll is one window, committed, read
+/// with one request (no nextPage for a quiet tenant, no re-sweep due yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_daemon_sends_one_audit_logs_request_per_poll() {
+    let fake = start_fake(200).await;
+    let now = now_ms();
+    generate(&fake, 81, 500, now - 50 * MIN, now - 10 * SEC);
+    let exporter = Exporter::new(
+        &fake,
+        &Cfg {
+            lookback: "1h",
+            ..Cfg::default()
+        },
+    );
+    let mut daemon = exporter.spawn(&["run"]);
+    // The catch-up reads 500 records in pages of 200; after it, every poll is alike.
+    wait_for_checkpoint_after(&exporter, now - 5 * SEC, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let committed = |stderr: &str| stderr.matches("Window delivered and committed.").count();
+    let windows_before = committed(&daemon.stderr_so_far());
+    fake.clear_requests();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    daemon.signal("TERM").await;
+    let done = daemon.wait(TIMEOUT).await;
+    done.expect_code(0);
+    let polls = committed(&done.stderr) - windows_before;
+    let requests = fake.requests().iter().filter(|r| is_audit_logs(r)).count();
+    assert!(polls >= 4, "about one poll a second: {polls} in 6 s");
+    // A poll may be on the wire as the count starts.
+    assert!(
+        requests == polls || requests == polls + 1,
+        "{requests} AuditLogs requests for {polls} polls:\n{}",
+        tail(&done.stderr)
+    );
+}
