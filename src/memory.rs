@@ -4,7 +4,7 @@
 //! freed in each for reuse. The pipeline allocates a page's records on one thread and frees
 //! them on another, and a replay's pages of several MiB pass through every thread, so each
 //! arena ends up holding a page's worth: measured on a 1M-record replay, peak RSS fell from
-//! about 64 to 50 MiB with two arenas. A fixed mmap threshold keeps page-sized buffers out of
+//! about 64 to 50 MiB with two arenas and the threshold below together. A fixed mmap threshold keeps page-sized buffers out of
 //! the arenas altogether (glibc otherwise raises it after the first large free, and such
 //! buffers stay resident once freed). Other C libraries (musl) keep their own policies; there
 //! these calls are not made.

@@ -282,7 +282,7 @@ const MIN_RECORDS_PER_THREAD: usize = 512;
 
 /// Worker threads for one page: the machine's cores, at most four (the fetch and deliver
 /// stages want CPU too).
-pub(crate) fn normalize_threads() -> usize {
+fn normalize_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 

@@ -39,14 +39,18 @@ use resweep::Resweep;
 
 /// What one step of the live walk did.
 enum Step {
-    /// A window was read and committed; there may be more.
-    Read,
+    /// A window of this many records was read and committed; there may be more.
+    Read(usize),
     /// Nothing to read now.
     Idle,
     /// Shutdown came first.
     Cancelled,
 }
 use window::{Window, live_limit, next_window};
+
+/// Records read since the last idle moment from which freeing memory back to the system is
+/// worth a `malloc_trim`, which walks every arena; a page of Lacework's is 5,000.
+const TRIM_AFTER_RECORDS: usize = 1_000;
 
 /// How a replay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,9 +197,10 @@ impl Poller {
         };
         let mut max_window = self.poll.window;
         let mut failures = 0u32;
-        // Whether a window was read since the daemon last went idle: then the memory it
-        // needed goes back to the system (`memory::release_unused`).
-        let mut read_since_idle = false;
+        // Records read since the daemon last went idle: after a catch-up, the memory its
+        // pages needed goes back to the system (`memory::release_unused`); after a quiet
+        // poll there is nothing worth the call.
+        let mut read_since_idle = 0;
         // `--once` catches up to where "now" was when it started; chasing a moving now would
         // read ever smaller windows.
         let once_limit = once.then(|| self.live_limit());
@@ -256,9 +261,9 @@ impl Poller {
                     .map_err(|(error, window)| (error, window, false)),
             };
             match stepped {
-                Ok(Step::Read) => {
+                Ok(Step::Read(records)) => {
                     failures = 0;
-                    read_since_idle = true;
+                    read_since_idle += records;
                 }
                 Ok(Step::Cancelled) => return Ok(()),
                 Ok(Step::Idle) => {
@@ -277,10 +282,10 @@ impl Poller {
                     }
                     tracing::debug!(stream, "Caught up; waiting for the next poll.");
                     self.progress.idle();
-                    if read_since_idle {
+                    if read_since_idle >= TRIM_AFTER_RECORDS {
                         crate::memory::release_unused();
-                        read_since_idle = false;
                     }
+                    read_since_idle = 0;
                     if sleep_or_shutdown(self.poll.interval, shutdown).await {
                         return Ok(());
                     }
@@ -352,7 +357,7 @@ impl Poller {
             )
             .await?;
         stats.log_committed(&key.stream, &self.account_label, window, pruned);
-        Ok(Step::Read)
+        Ok(Step::Read(stats.n_records))
     }
 
     /// The live cursor, or where a first run starts: where an interrupted first run began

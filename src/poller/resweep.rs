@@ -168,7 +168,7 @@ impl Resweep {
                 run.position_ms = window.end_ms;
                 run.windows += 1;
                 run.late += stats.n_late as i64;
-                Ok(Step::Read)
+                Ok(Step::Read(stats.n_records))
             }
             Ok(Outcome::Cancelled) => Ok(Step::Cancelled),
             Err(error) => Err((error, window)),
