@@ -333,7 +333,7 @@ async fn a_caught_up_daemon_sends_one_audit_logs_request_per_poll() {
             ..Cfg::default()
         },
     );
-    let mut daemon = exporter.spawn(&["run"]);
+    let daemon = exporter.spawn(&["run"]);
     // The catch-up reads 500 records in pages of 200; after it, every poll is alike.
     wait_for_checkpoint_after(&exporter, now - 5 * SEC, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
