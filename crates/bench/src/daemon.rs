@@ -35,6 +35,23 @@ pub fn snapshot_exporter(name: &str, bins: &Path) -> Result<(tempfile::TempDir, 
     Ok((tmp, exporter_bin))
 }
 
+/// Prints each distinct WARN or ERROR the exporter logged, once, in the order first logged.
+pub fn print_warnings(lines: &[LogLine]) {
+    let mut warnings: Vec<String> = Vec::new();
+    for line in lines
+        .iter()
+        .filter(|l| l.level == "WARN" || l.level == "ERROR")
+    {
+        let text = format!("{} {}", line.level, line.message);
+        if !warnings.contains(&text) {
+            warnings.push(text);
+        }
+    }
+    for warning in &warnings {
+        println!("exporter logged: {warning}");
+    }
+}
+
 /// Starts `bin --config CONFIG run` with the poller and token exchanges at debug level (the
 /// lines above), stdout discarded and the log kept in `dir/exporter.log`. The guard stops it.
 pub fn spawn_run(bin: &Path, config: &Path, dir: &Path) -> Result<(Guard, ExporterLog)> {

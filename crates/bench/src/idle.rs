@@ -436,19 +436,7 @@ pub fn bench(o: &Options) -> Result<()> {
             human(timing.rate_period)
         );
     }
-    let mut warnings: Vec<String> = Vec::new();
-    for line in lines
-        .iter()
-        .filter(|l| l.level == "WARN" || l.level == "ERROR")
-    {
-        let text = format!("{} {}", line.level, line.message);
-        if !warnings.contains(&text) {
-            warnings.push(text);
-        }
-    }
-    for warning in &warnings {
-        println!("exporter logged: {warning}");
-    }
+    crate::daemon::print_warnings(&lines);
     println!(
         "the bench and the fake API run in one process beside the exporter and are not counted; \
          load average at the end: {}",

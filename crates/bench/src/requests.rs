@@ -751,19 +751,7 @@ pub fn bench(o: &Options) -> Result<()> {
             real.tokens_per(HOUR)
         );
     }
-    let mut warnings: Vec<String> = Vec::new();
-    for line in lines
-        .iter()
-        .filter(|l| l.level == "WARN" || l.level == "ERROR")
-    {
-        let text = format!("{} {}", line.level, line.message);
-        if !warnings.contains(&text) {
-            warnings.push(text);
-        }
-    }
-    for warning in &warnings {
-        println!("exporter logged: {warning}");
-    }
+    crate::daemon::print_warnings(&lines);
     if o.accounts == 1 {
         println!(
             "records at the fake at the end: {} (org-wide, org_access = true)",

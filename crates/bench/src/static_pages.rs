@@ -16,6 +16,7 @@ use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 
+use crate::Options;
 use crate::baselines::{self, Range};
 use crate::exporter::{self, Target};
 use crate::fake::{self, Api};
@@ -34,37 +35,15 @@ const GOAL_FILE: f64 = 0.9;
 const GOAL_RSS_MIB: f64 = 48.0;
 const DAY_MS: i64 = 86_400_000;
 
-/// What `lae-bench static` measures.
-pub struct Options {
-    records: usize,
-    days: u32,
-    skip_baselines: bool,
-    bin_dir: Option<PathBuf>,
-}
-
+/// `lae-bench static` takes the main bench's options but `--sinks`: its exporter rows are
+/// always stdout and the file sink.
 pub fn parse_args(args: &[String]) -> Result<Options> {
-    let mut o = Options {
-        records: 1_000_000,
-        days: 30,
-        skip_baselines: false,
-        bin_dir: None,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--records" => o.records = value()?.replace(['_', ','], "").parse()?,
-            "--days" => o.days = value()?.parse()?,
-            "--skip-baselines" => o.skip_baselines = true,
-            "--bin-dir" => o.bin_dir = Some(PathBuf::from(value()?)),
-            "-h" | "--help" => bail!(""),
-            other => bail!("unknown argument {other:?}"),
-        }
+    if args.iter().any(|arg| arg == "--sinks") {
+        bail!(
+            "lae-bench static always measures stdout and the file sink; --sinks is for lae-bench"
+        );
     }
-    if o.days == 0 {
-        bail!("--days must be at least 1");
-    }
-    Ok(o)
+    crate::parse_args(args)
 }
 
 /// A client that runs once to record its pages and once measured.
